@@ -1,0 +1,349 @@
+//! The HTTP side: health, metrics, the REST API (docs/openapi.yaml), the WebSocket signalling
+//! endpoint and the embedded web app.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use strowger_sfu::RoomOptions;
+use tokio::sync::mpsc;
+
+use crate::auth::{ApiKey, Grants};
+use crate::config::Config;
+use crate::media::{room_json, MediaHandle, SfuCmd};
+use crate::metrics::Metrics;
+use crate::signal::hub::HubMsg;
+use crate::signal::proto::ProtoError;
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub key: Arc<ApiKey>,
+    pub hub: mpsc::Sender<HubMsg>,
+    pub media: MediaHandle,
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+}
+
+#[derive(rust_embed::RustEmbed)]
+#[folder = "../../web/"]
+struct Web;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/ws", get(ws))
+        .route("/api/v1/tokens", post(create_token))
+        .route("/api/v1/rooms", get(list_rooms).post(create_room))
+        .route("/api/v1/rooms/{name}", get(get_room).delete(delete_room))
+        .route("/api/v1/presence", get(presence))
+        .fallback(get(static_file))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n").into_response()
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let stats = s.media.ask(|reply| SfuCmd::Stats { reply }).await.ok();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(stats.as_ref()),
+    )
+        .into_response()
+}
+
+async fn ws(State(s): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    // Frames a bit over the limit are read and answered with `too_large`; far over, the
+    // WebSocket layer refuses them itself.
+    let max = s.cfg.signal.max_message_bytes;
+    upgrade
+        .max_message_size(max * 2)
+        .max_frame_size(max * 2)
+        .on_upgrade(move |sock| crate::signal::ws::serve(sock, s))
+}
+
+// ------------------------------------------------------------------ REST API
+
+/// An API error: JSON body `{"error":{"code","message"}}` with the matching status.
+pub struct ApiError(StatusCode, ProtoError);
+
+impl From<ProtoError> for ApiError {
+    fn from(e: ProtoError) -> Self {
+        let status = match e.code {
+            "bad_request" | "invalid_sdp" => StatusCode::BAD_REQUEST,
+            "unauthorized" => StatusCode::UNAUTHORIZED,
+            "forbidden" => StatusCode::FORBIDDEN,
+            "not_found" => StatusCode::NOT_FOUND,
+            "conflict" => StatusCode::CONFLICT,
+            "room_full" => StatusCode::CONFLICT,
+            "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+            "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.0,
+            Json(json!({"error": {"code": self.1.code, "message": self.1.message}})),
+        )
+            .into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer, Basic realm=\"strowger\""),
+            );
+        }
+        r
+    }
+}
+
+fn err(code: &'static str, msg: impl Into<String>) -> ApiError {
+    ProtoError::new(code, msg).into()
+}
+
+/// Admin access: HTTP Basic with the API key and secret, or a Bearer token with `grants.admin`.
+fn require_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(err(
+            "unauthorized",
+            "missing Authorization header (Basic api key:secret, or Bearer admin token)",
+        ));
+    };
+    if let Some(b) = auth.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok());
+        if let Some((k, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+            if k == s.key.id && s.key.secret_matches(secret) {
+                return Ok(());
+            }
+        }
+        s.metrics.auth_failures.inc();
+        return Err(err("unauthorized", "invalid API key or secret"));
+    }
+    if let Some(t) = auth.strip_prefix("Bearer ") {
+        return match s.key.verify(t.trim()) {
+            Ok(c) if c.grants.admin => Ok(()),
+            Ok(_) => Err(err("forbidden", "token lacks the admin grant")),
+            Err(e) => {
+                tracing::info!(reason = %e, "API token refused");
+                s.metrics.auth_failures.inc();
+                Err(err("unauthorized", "invalid or expired token"))
+            }
+        };
+    }
+    Err(err("unauthorized", "unsupported Authorization scheme"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TokenRequest {
+    identity: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    grants: Grants,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<TokenRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&s, &headers)?;
+    let Json(req) = body.map_err(|e| err("bad_request", e.body_text()))?;
+    let ttl = req.ttl_secs.unwrap_or(s.cfg.auth.default_ttl_secs);
+    if ttl == 0 || ttl > s.cfg.auth.max_ttl_secs {
+        return Err(err(
+            "bad_request",
+            format!("ttlSecs must be between 1 and {}", s.cfg.auth.max_ttl_secs),
+        ));
+    }
+    if let Some(r) = &req.grants.room {
+        if r != "*" {
+            strowger_sfu::validate_room_name(r).map_err(ProtoError::from)?;
+        }
+    }
+    let token = s
+        .key
+        .mint(&req.identity, &req.name, req.grants, ttl)
+        .map_err(|_| err("bad_request", "identity must be 1-64 characters of letters, digits and ._-@+; name at most 128 characters"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "expiresAt": crate::auth::now_secs() + ttl})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RoomRequest {
+    name: String,
+    #[serde(default)]
+    max_participants: Option<usize>,
+    #[serde(default)]
+    empty_timeout_secs: Option<u64>,
+}
+
+async fn create_room(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RoomRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&s, &headers)?;
+    let Json(req) = body.map_err(|e| err("bad_request", e.body_text()))?;
+    let max = req.max_participants.unwrap_or(s.cfg.rooms.max_participants);
+    if max == 0 || max > 10_000 {
+        return Err(err(
+            "bad_request",
+            "maxParticipants must be between 1 and 10000",
+        ));
+    }
+    let timeout = req
+        .empty_timeout_secs
+        .unwrap_or(s.cfg.rooms.empty_timeout_secs);
+    if timeout > 7 * 24 * 3600 {
+        return Err(err(
+            "bad_request",
+            "emptyTimeoutSecs must be at most 604800",
+        ));
+    }
+    let options = RoomOptions {
+        max_participants: max,
+        empty_timeout: Duration::from_secs(timeout),
+    };
+    let snap = s
+        .media
+        .ask(|reply| SfuCmd::CreateRoom {
+            name: req.name,
+            options,
+            reply,
+        })
+        .await?
+        .map_err(ProtoError::from)?;
+    Ok((StatusCode::CREATED, Json(room_json(&snap))).into_response())
+}
+
+async fn list_rooms(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &headers)?;
+    let rooms = s.media.ask(|reply| SfuCmd::ListRooms { reply }).await?;
+    Ok(Json(
+        json!({"rooms": rooms.iter().map(room_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn get_room(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &headers)?;
+    match s
+        .media
+        .ask(|reply| SfuCmd::GetRoom {
+            name: name.clone(),
+            reply,
+        })
+        .await?
+    {
+        Some(r) => Ok(Json(room_json(&r))),
+        None => Err(err("not_found", "no such room")),
+    }
+}
+
+async fn delete_room(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&s, &headers)?;
+    s.media
+        .ask(|reply| SfuCmd::CloseRoom {
+            name,
+            reply: Some(reply),
+        })
+        .await?
+        .map_err(ProtoError::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn presence(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &headers)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    s.hub
+        .try_send(HubMsg::Presence { reply: tx })
+        .map_err(|_| err("unavailable", "signalling busy"))?;
+    let v = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .map_err(|_| err("unavailable", "signalling did not answer"))?
+        .map_err(|_| err("internal", "signalling dropped the request"))?;
+    Ok(Json(
+        json!({"users": v["users"], "truncated": v["truncated"]}),
+    ))
+}
+
+// --------------------------------------------------------------- static files
+
+async fn static_file(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    let path = if path.is_empty() { "index.html" } else { path };
+    match Web::get(path) {
+        Some(f) => {
+            let mime = mime_for(path);
+            Response::builder()
+                .header(header::CONTENT_TYPE, mime)
+                .header(header::CACHE_CONTROL, "no-cache")
+                .header("x-content-type-options", "nosniff")
+                .body(Body::from(f.data.into_owned()))
+                .expect("valid response")
+        }
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+fn mime_for(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "ts" => "text/plain; charset=utf-8",
+        "md" => "text/markdown; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
