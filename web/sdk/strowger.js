@@ -587,6 +587,15 @@ export class StrowgerClient extends EventTarget {
       case 'track_muted': return this._onTrackMuted(msg);
       case 'active_speakers': return this._onActiveSpeakers(msg);
       case 'room_closed': return this._onRoomClosed(msg);
+      case 'room_state': return this._onRoomState(msg);
+      case 'left':
+        // A reply to our own leave, or the server removed us (room closed, media failed).
+        if (this._resolvePending(id, 'left', msg)) return;
+        if (this._room && msg.reason !== 'left') {
+          this._emit('roomleft', { room: msg.room, reason: msg.reason });
+          this._closeRoom(msg.reason || 'left');
+        }
+        return;
       case 'welcome': return; // only valid as the first reply
       default:
         if (id) this._resolvePending(id, msg.type, msg);
@@ -905,6 +914,23 @@ export class StrowgerClient extends EventTarget {
     this._sweepSubscriptions();
   }
 
+  /** After a resume: the room as the server sees it now. */
+  _onRoomState(msg) {
+    const room = this._room;
+    if (!room || !Array.isArray(msg.participants)) return;
+    const now = new Set(msg.participants.map((p) => p.id));
+    for (const id of [...room.participants.keys()]) {
+      if (!now.has(id)) this._onParticipantLeft({ participantId: id });
+    }
+    for (const p of msg.participants) {
+      if (!room.participants.has(p.id)) {
+        this._onParticipantJoined({ participant: p });
+      } else {
+        for (const t of p.tracks || []) this._onTrackPublished({ participantId: p.id, track: t });
+      }
+    }
+  }
+
   _onParticipantLeft(msg) {
     const room = this._room;
     if (!room) return;
@@ -1076,7 +1102,13 @@ export class StrowgerClient extends EventTarget {
     const tracks = [];
     for (const lt of this._local.values()) {
       const tr = lt.transceiver;
-      if (tr.mid != null && !tr.stopped && tr.currentDirection !== 'stopped') tracks.push({ mid: tr.mid, source: lt.source });
+      if (tr.mid == null || tr.stopped || tr.currentDirection === 'stopped') continue;
+      const label = { mid: tr.mid, source: lt.source };
+      // The capture size lets the server size simulcast layers for set_subscription.
+      const settings = lt.mediaStreamTrack && lt.mediaStreamTrack.getSettings ? lt.mediaStreamTrack.getSettings() : {};
+      if (settings.width) label.width = settings.width;
+      if (settings.height) label.height = settings.height;
+      tracks.push(label);
     }
     let reply;
     try {
@@ -1089,6 +1121,14 @@ export class StrowgerClient extends EventTarget {
       throw e;
     }
     if (pc !== this._pubPc) return;
+    // The answer names our own tracks by mid: learn their ids.
+    if (Array.isArray(reply.tracks)) {
+      for (const t of reply.tracks) {
+        for (const lt of this._local.values()) {
+          if (lt.transceiver && lt.transceiver.mid === String(t.mid)) lt.trackId = t.id;
+        }
+      }
+    }
     await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
     this._needsRenegotiation = false;
   }

@@ -63,6 +63,11 @@ pub enum SfuCmd {
     Leave {
         pid: ParticipantId,
     },
+    /// A session resumed: send it the room as it is and any unanswered subscriber offer.
+    Resync {
+        session: SessionId,
+        pid: ParticipantId,
+    },
     CreateRoom {
         name: String,
         options: RoomOptions,
@@ -276,7 +281,17 @@ fn handle_cmd(sfu: &mut Sfu, cmd: SfuCmd) -> Option<HubMsg> {
         } => {
             let r = sfu
                 .publish_offer(now, pid, &sdp, labels)
-                .map(|answer| json!({"type": "publish_answer", "sdp": answer}))
+                .map(|(answer, tracks)| {
+                    let tracks: Vec<Value> = tracks
+                        .iter()
+                        .map(|(mid, t)| {
+                            let mut v = track_json(t);
+                            v["mid"] = json!(mid);
+                            v
+                        })
+                        .collect();
+                    json!({"type": "publish_answer", "sdp": answer, "tracks": tracks})
+                })
                 .map_err(ProtoError::from);
             Some(reply(session, req, r))
         }
@@ -314,6 +329,15 @@ fn handle_cmd(sfu: &mut Sfu, cmd: SfuCmd) -> Option<HubMsg> {
             // Already gone is fine: leave is idempotent.
             let _ = sfu.leave(now, pid);
             None
+        }
+        SfuCmd::Resync { session, pid } => {
+            let r = sfu
+                .resync(pid)
+                .map(|others| json!({"type": "room_state", "participantId": pid.to_string(), "participants": participants_json(&others)}))
+                .map_err(ProtoError::from);
+            // The snapshot must reach the client before the offer sent again, so the hub gets
+            // it first: the offer is queued behind it in this task's output.
+            Some(reply(session, None, r))
         }
         SfuCmd::CreateRoom {
             name,

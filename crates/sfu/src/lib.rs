@@ -568,6 +568,8 @@ struct Participant {
     outs: Vec<TrackOut>,
     sub_pending: Option<SdpPendingOffer>,
     sub_negotiate: bool,
+    /// The last subscriber offer sent, to send again after a reconnect.
+    last_offer: Option<Notice>,
     estimate_bps: u64,
 }
 
@@ -589,6 +591,10 @@ pub struct Sfu {
     next_id: u64,
     next_tick: Option<Instant>,
     counters: Counters,
+    /// One DTLS certificate for every connection (its fingerprint is in each SDP). Generating one
+    /// per connection costs a key generation per join, which a burst of joins would pay on the
+    /// media path.
+    dtls_cert: Option<str0m::config::DtlsCert>,
 }
 
 /// How often rooms are looked after (speakers, layer choice, empty timeouts).
@@ -610,6 +616,9 @@ impl Sfu {
             next_id: 1,
             next_tick: None,
             counters: Counters::default(),
+            dtls_cert: str0m::crypto::from_feature_flags()
+                .dtls_provider
+                .generate_certificate(),
         }
     }
 
@@ -793,6 +802,7 @@ impl Sfu {
                 outs: Vec::new(),
                 sub_pending: None,
                 sub_negotiate: false,
+                last_offer: None,
                 estimate_bps: self.cfg.initial_estimate_bps,
             },
         );
@@ -829,8 +839,8 @@ impl Sfu {
         let mut b = Rtc::builder()
             .set_ice_lite(true)
             .enable_bwe(subscriber.then(|| Bitrate::bps(self.cfg.initial_estimate_bps)));
-        if subscriber {
-            b = b.set_stats_interval(None);
+        if let Some(cert) = &self.dtls_cert {
+            b = b.set_dtls_cert(cert.clone());
         }
         let mut rtc = b.build(now);
         for addr in &self.cfg.candidates {
@@ -936,14 +946,15 @@ impl Sfu {
 
     // ------------------------------------------------------------- publishing
 
-    /// A publisher offer: returns the SDP answer. `labels` say what each m-line carries.
+    /// A publisher offer: returns the SDP answer and the participant's published tracks by mid.
+    /// `labels` say what each m-line carries.
     pub fn publish_offer(
         &mut self,
         now: Instant,
         id: ParticipantId,
         sdp: &str,
         labels: Vec<TrackLabel>,
-    ) -> Result<String, SfuError> {
+    ) -> Result<(String, Vec<(String, TrackSummary)>), SfuError> {
         let max_mlines = self.cfg.max_mlines_per_offer;
         let max_tracks = self.cfg.max_tracks_per_participant;
         let p = self.parts.get_mut(&id).ok_or(SfuError::NoSuchParticipant)?;
@@ -990,7 +1001,40 @@ impl Sfu {
         self.process(now);
         self.reap_stopped_tracks(id);
         self.flush(now);
-        Ok(answer.to_sdp_string())
+        Ok((answer.to_sdp_string(), self.own_tracks(id)))
+    }
+
+    /// A participant's published tracks with their mids.
+    fn own_tracks(&self, id: ParticipantId) -> Vec<(String, TrackSummary)> {
+        let Some(p) = self.parts.get(&id) else {
+            return Vec::new();
+        };
+        p.tracks
+            .iter()
+            .filter_map(|t| {
+                let tr = self.tracks.get(t)?;
+                Some((tr.mid.to_string(), tr.summary(*t)))
+            })
+            .collect()
+    }
+
+    /// After a client reconnected: the room as it is now (others, and the subscriber offer still
+    /// waiting for an answer, sent again).
+    pub fn resync(&mut self, id: ParticipantId) -> Result<Vec<ParticipantSummary>, SfuError> {
+        let p = self.parts.get(&id).ok_or(SfuError::NoSuchParticipant)?;
+        let room = self.rooms.get(&p.room).ok_or(SfuError::NoSuchParticipant)?;
+        let others: Vec<ParticipantSummary> = room
+            .participants
+            .iter()
+            .filter(|o| **o != id)
+            .filter_map(|o| self.summary(*o))
+            .collect();
+        if let Some(offer) = p.last_offer.clone() {
+            if p.sub_pending.is_some() {
+                self.notify(id, offer);
+            }
+        }
+        Ok(others)
     }
 
     /// Tracks whose m-line the publisher stopped (or set to not send) are unpublished.
@@ -1177,8 +1221,12 @@ impl Sfu {
                 })
             })
             .collect();
-        let sdp = offer.to_sdp_string();
-        self.notify(id, Notice::SubscribeOffer { sdp, tracks });
+        let notice = Notice::SubscribeOffer {
+            sdp: offer.to_sdp_string(),
+            tracks,
+        };
+        p.last_offer = Some(notice.clone());
+        self.notify(id, notice);
         self.drain(now, (id, Role::Subscriber));
     }
 

@@ -236,6 +236,12 @@ impl Hub {
                 tracing::info!(session = %sid, identity = %claims.sub, "session resumed");
                 self.metrics.resumes.inc();
                 self.send_welcome(&sid, req, true);
+                if let Some(pid) = self.sessions.get(&sid).and_then(|s| s.participant) {
+                    let _ = self.media.send(SfuCmd::Resync {
+                        session: sid.clone(),
+                        pid,
+                    });
+                }
                 self.presence_dirty = true;
                 return;
             }
