@@ -135,7 +135,9 @@ fn require_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "missing Authorization header (Basic api key:secret, or Bearer admin token)",
         ));
     };
-    if let Some(b) = auth.strip_prefix("Basic ") {
+    let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
+    if scheme.eq_ignore_ascii_case("Basic") {
+        let b = rest;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b.trim())
             .ok()
@@ -148,8 +150,8 @@ fn require_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         s.metrics.auth_failures.inc();
         return Err(err("unauthorized", "invalid API key or secret"));
     }
-    if let Some(t) = auth.strip_prefix("Bearer ") {
-        return match s.key.verify(t.trim()) {
+    if scheme.eq_ignore_ascii_case("Bearer") {
+        return match s.key.verify(rest.trim()) {
             Ok(c) if c.grants.admin => Ok(()),
             Ok(_) => Err(err("forbidden", "token lacks the admin grant")),
             Err(e) => {
@@ -159,6 +161,7 @@ fn require_admin(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             }
         };
     }
+    s.metrics.auth_failures.inc();
     Err(err("unauthorized", "unsupported Authorization scheme"))
 }
 

@@ -241,10 +241,11 @@ impl Metrics {
                 "Simulcast layer switches.",
                 c.layer_switches,
             );
-            let _ = writeln!(o, "# HELP strowger_room_participants Participants per room.\n# TYPE strowger_room_participants gauge");
+            let _ = writeln!(o, "# HELP strowger_room_participants Participants per room (1:1 call rooms excluded).\n# TYPE strowger_room_participants gauge");
             let mut rooms = s.room_sizes.clone();
             rooms.sort();
-            for (name, n) in rooms {
+            // 1:1 call rooms are short-lived and many: one series each would grow without end.
+            for (name, n) in rooms.into_iter().filter(|(n, _)| !n.starts_with("call:")) {
                 let _ = writeln!(
                     o,
                     "strowger_room_participants{{room=\"{}\"}} {n}",

@@ -35,8 +35,10 @@ pub struct LayerQuery {
     pub max_width: u32,
     /// Bits per second the allocator grants this track.
     pub budget_bps: u64,
-    /// Screenshare prefers resolution over frame rate: it keeps the highest layer that fits the
-    /// size, and only drops for bandwidth when even that is impossible.
+    /// Screenshare prefers resolution over frame rate: a layer counts as fitting when the budget
+    /// covers half its measured bitrate, since a sharp picture at half the frame rate is better for
+    /// text than a blurred one at full rate (the sender's encoder lowers the frame rate when
+    /// congested; the SDK marks screen tracks `contentHint = "detail"`).
     pub prefer_resolution: bool,
 }
 
@@ -47,15 +49,16 @@ pub fn choose_layer(layers: &[LayerInfo; 3], q: LayerQuery) -> Option<usize> {
     let active: Vec<usize> = (0..3).filter(|i| layers[*i].active).collect();
     let lowest = *active.first()?;
     let fits_size = |i: usize| layers[i].width == 0 || layers[i].width <= q.max_width;
-    let fits_budget = |i: usize| layers[i].bitrate_bps <= q.budget_bps;
+    let need = |i: usize| {
+        if q.prefer_resolution {
+            layers[i].bitrate_bps / 2
+        } else {
+            layers[i].bitrate_bps
+        }
+    };
     let mut best = None;
     for &i in &active {
-        let ok = if q.prefer_resolution {
-            fits_size(i) && (fits_budget(i) || best.is_none())
-        } else {
-            fits_size(i) && fits_budget(i)
-        };
-        if ok {
+        if fits_size(i) && need(i) <= q.budget_bps {
             best = Some(i);
         }
     }
@@ -170,11 +173,26 @@ mod tests {
         let l = layers([100_000, 400_000, 1_200_000]);
         let pr = LayerQuery {
             max_width: u32::MAX,
-            budget_bps: 500_000,
+            budget_bps: 600_000,
             prefer_resolution: true,
         };
-        // Budget allows h; camera would pick h too.
-        assert_eq!(choose_layer(&l, pr), Some(1));
+        // A camera with this budget gets h; a screenshare keeps f (half its rate fits).
+        assert_eq!(
+            choose_layer(
+                &l,
+                LayerQuery {
+                    prefer_resolution: false,
+                    ..pr
+                }
+            ),
+            Some(1)
+        );
+        assert_eq!(choose_layer(&l, pr), Some(2));
+        let tight = LayerQuery {
+            budget_bps: 300_000,
+            ..pr
+        };
+        assert_eq!(choose_layer(&l, tight), Some(1));
         // With a tiny budget a screenshare still gets the lowest, not nothing.
         let tiny = LayerQuery {
             budget_bps: 1,

@@ -233,7 +233,7 @@ impl Hub {
                 s.name = claims.name.clone();
                 s.grants = claims.grants.clone();
                 self.conns.insert(conn, sid.clone());
-                tracing::info!(session = %sid, identity = %claims.sub, "session resumed");
+                tracing::info!(session = %sid, conn, identity = %claims.sub, "session resumed");
                 self.metrics.resumes.inc();
                 self.send_welcome(&sid, req, true);
                 if let Some(pid) = self.sessions.get(&sid).and_then(|s| s.participant) {
@@ -278,7 +278,7 @@ impl Hub {
             .or_default()
             .insert(sid.clone());
         self.metrics.sessions.set(self.sessions.len() as i64);
-        tracing::info!(session = %sid, identity = %claims.sub, "session started");
+        tracing::info!(session = %sid, conn, identity = %claims.sub, "session started");
         self.send_welcome(&sid, req, false);
         self.presence_dirty = true;
     }
@@ -483,15 +483,13 @@ impl Hub {
                 self.on_join(sid, id.clone(), room).map_err(|e| (id, e))
             }
             ClientMsg::Leave { id } => {
-                let r = self.on_leave(sid);
-                if r.is_ok() {
-                    let mut v = json!({"type": "left", "reason": "left"});
-                    if let Some(id) = id.clone() {
-                        v["id"] = id;
-                    }
-                    self.send_json(sid, &v);
+                let room = self.on_leave(sid).map_err(|e| (id.clone(), e))?;
+                let mut v = json!({"type": "left", "room": room, "reason": "left"});
+                if let Some(id) = id {
+                    v["id"] = id;
                 }
-                r.map_err(|e| (id, e))
+                self.send_json(sid, &v);
+                Ok(())
             }
             ClientMsg::PublishOffer { id, sdp, tracks } => {
                 let pid = self.participant(sid).map_err(|e| (id.clone(), e))?;
@@ -685,7 +683,8 @@ impl Hub {
         }
     }
 
-    fn on_leave(&mut self, sid: &str) -> Result<(), ProtoError> {
+    /// Leaves the session's room; returns its name.
+    fn on_leave(&mut self, sid: &str) -> Result<Option<String>, ProtoError> {
         let s = self
             .sessions
             .get_mut(sid)
@@ -694,9 +693,10 @@ impl Hub {
             .participant
             .take()
             .ok_or_else(|| ProtoError::new("out_of_order", "not in a room"))?;
-        s.room = None;
+        let room = s.room.take();
         self.by_pid.remove(&pid);
-        self.media.send(SfuCmd::Leave { pid })
+        self.media.send(SfuCmd::Leave { pid })?;
+        Ok(room)
     }
 
     fn on_sfu(&mut self, ev: SfuEvent) {
@@ -731,7 +731,19 @@ impl Hub {
                 tracing::info!(room = %name, "room created");
                 self.metrics.rooms_created.inc();
             }
-            SfuEvent::RoomClosed(name) => tracing::info!(room = %name, "room closed"),
+            SfuEvent::RoomClosed(name) => {
+                tracing::info!(room = %name, "room closed");
+                // A call whose room closed (emptied, or deleted through the API) is over.
+                if let Some(call_id) = name.strip_prefix(CALL_ROOM_PREFIX) {
+                    let active = self
+                        .calls
+                        .get(call_id)
+                        .is_some_and(|c| matches!(c.state, CallState::Active { .. }));
+                    if active {
+                        self.end_call(call_id, "hangup", None);
+                    }
+                }
+            }
         }
     }
 

@@ -166,11 +166,14 @@ pub async fn serve(mut ws: WebSocket, state: AppState) {
                 last_heard = Instant::now();
                 match msg {
                     Ok(Incoming::Text(text)) => {
-                        if !bucket.take(Instant::now()) {
+                        if bucket.take(Instant::now()) {
+                            bucket.strikes = 0;
+                        } else {
                             bucket.strikes += 1;
                             metrics.signal_error("rate_limited");
                             let e = ProtoError::new("rate_limited", "too many messages");
                             let _ = send_text(&mut ws, &error_json(&None, &e)).await;
+                            // Twenty refused frames in a row: the client is not backing off.
                             if bucket.strikes > 20 {
                                 close(&mut ws, 1008, "rate limit").await;
                                 break;
@@ -208,6 +211,8 @@ pub async fn serve(mut ws: WebSocket, state: AppState) {
             }
         }
     }
+    // Completes the closing handshake when the client started it; harmless otherwise.
+    let _ = ws.send(Message::Close(None)).await;
     let _ = state.hub.send(HubMsg::Disconnected { conn, clean }).await;
     metrics.ws_connections.dec();
 }
