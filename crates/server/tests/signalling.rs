@@ -345,3 +345,54 @@ async fn reqwest_metrics(http: &str) -> String {
     c.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_resumes_without_others_seeing_a_leave() {
+    let s = start(&["--set", "signal.resume_window_secs=5"]);
+    let mut a = signed_in(&s, "a", Some("r")).await;
+    let mut b = connect(&s).await;
+    send(
+        &mut b,
+        json!({"type": "hello", "token": token("b", Some("r"))}),
+    )
+    .await;
+    let welcome = next(&mut b).await.unwrap();
+    let (sid, key) = (welcome["sessionId"].clone(), welcome["resumeKey"].clone());
+    send(&mut a, json!({"type": "join", "room": "r"})).await;
+    assert_eq!(next(&mut a).await.unwrap()["type"], "joined");
+    send(&mut b, json!({"type": "join", "room": "r"})).await;
+    let joined = next(&mut b).await.unwrap();
+    let pid = joined["participantId"].clone();
+    assert_eq!(next(&mut a).await.unwrap()["type"], "participant_joined");
+
+    // b's network drops (no close frame), then it comes back within the window.
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut b2 = connect(&s).await;
+    // A wrong key is not a resume: a new session.
+    send(&mut b2, json!({"type": "hello", "token": token("b", Some("r")), "resume": {"sessionId": sid, "resumeKey": "wrong"}})).await;
+    let w = next(&mut b2).await.unwrap();
+    assert_eq!(w["resumed"], false, "{w}");
+    drop(b2);
+    let mut b3 = connect(&s).await;
+    send(&mut b3, json!({"type": "hello", "token": token("b", Some("r")), "resume": {"sessionId": sid, "resumeKey": key}})).await;
+    let w = next(&mut b3).await.unwrap();
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(w["resumed"], true, "{w}");
+    assert_eq!(w["room"]["participantId"], pid);
+    let state = next(&mut b3).await.unwrap();
+    assert_eq!(state["type"], "room_state", "{state}");
+    assert_eq!(state["participants"].as_array().unwrap().len(), 1);
+
+    // a saw no leave: the next thing it hears is b's leave when b leaves on purpose.
+    send(&mut b3, json!({"type": "leave", "id": "l"})).await;
+    let left = next(&mut b3).await.unwrap();
+    assert_eq!(left["type"], "left");
+    assert_eq!(left["room"], "r");
+    let seen = next(&mut a).await.unwrap();
+    assert_eq!(
+        seen["type"], "participant_left",
+        "a saw {seen} before b left on purpose"
+    );
+    assert_eq!(seen["participantId"], pid);
+}
