@@ -69,6 +69,9 @@ pub struct SfuConfig {
     pub initial_estimate_bps: u64,
     /// How often speakers are announced at most.
     pub speaker_interval: Duration,
+    /// A participant whose media connection stays disconnected (no ICE consent from the client)
+    /// this long is removed.
+    pub media_timeout: Duration,
 }
 
 impl Default for SfuConfig {
@@ -84,6 +87,7 @@ impl Default for SfuConfig {
             keyframe_request_interval: Duration::from_millis(500),
             initial_estimate_bps: 600_000,
             speaker_interval: Duration::from_millis(250),
+            media_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -417,6 +421,8 @@ type ConnKey = (ParticipantId, Role);
 
 struct Conn {
     rtc: Rtc,
+    /// Since when ICE has been disconnected (the client stopped its consent checks).
+    disconnected_since: Option<Instant>,
     timeout: Option<Instant>,
     ufrag: String,
     addrs: VecDeque<SocketAddr>,
@@ -595,6 +601,8 @@ pub struct Sfu {
     /// per connection costs a key generation per join, which a burst of joins would pay on the
     /// media path.
     dtls_cert: Option<str0m::config::DtlsCert>,
+    /// The latest time the caller gave us.
+    last_now: Option<Instant>,
 }
 
 /// How often rooms are looked after (speakers, layer choice, empty timeouts).
@@ -616,6 +624,7 @@ impl Sfu {
             next_id: 1,
             next_tick: None,
             counters: Counters::default(),
+            last_now: None,
             dtls_cert: str0m::crypto::from_feature_flags()
                 .dtls_provider
                 .generate_certificate(),
@@ -854,6 +863,7 @@ impl Sfu {
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         Conn {
             rtc,
+            disconnected_since: None,
             timeout: None,
             ufrag,
             addrs: VecDeque::new(),
@@ -887,7 +897,7 @@ impl Sfu {
             }
         }
         for t in &p.tracks {
-            self.unpublish_track(*t);
+            self.unpublish_track(*t, &p.room);
         }
         if let Some(r) = self.rooms.get_mut(&p.room) {
             r.participants.remove(&id);
@@ -902,20 +912,19 @@ impl Sfu {
         }
     }
 
-    /// Removes a track everywhere: subscribers stop their m-line.
-    fn unpublish_track(&mut self, t: TrackId) {
+    /// Removes a track of `room`: its subscribers stop their m-line.
+    fn unpublish_track(&mut self, t: TrackId, room: &str) {
         let Some(track) = self.tracks.remove(&t) else {
             return;
         };
-        let room = self.parts.get(&track.owner).map(|p| p.room.clone());
         if let Some(p) = self.parts.get_mut(&track.owner) {
             p.tracks.retain(|x| *x != t);
         }
-        let members: Vec<ParticipantId> = match room.as_ref().and_then(|r| self.rooms.get(r)) {
-            Some(r) => r.participants.iter().copied().collect(),
-            // The owner already left: every participant may hold an out for it.
-            None => self.parts.keys().copied().collect(),
-        };
+        let members: Vec<ParticipantId> = self
+            .rooms
+            .get(room)
+            .map(|r| r.participants.iter().copied().collect())
+            .unwrap_or_default();
         for m in members {
             if m == track.owner {
                 continue;
@@ -997,6 +1006,22 @@ impl Sfu {
             p.publisher.ufrag = ufrag.clone();
             self.by_ufrag.insert(ufrag, (id, Role::Publisher));
         }
+        // Register the offered tracks now (str0m announces MediaAdded only once SRTP is up), so
+        // the answer can name them and subscribers can negotiate while ICE/DTLS completes.
+        let offered: Vec<(Mid, MediaKind, Direction, bool)> = sdp
+            .lines()
+            .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
+            .filter_map(|m| {
+                let p = self.parts.get(&id)?;
+                let media = p.publisher.rtc.media(Mid::from(m))?;
+                let simulcast =
+                    matches!(media.rids_rx(), str0m::media::Rids::Specific(v) if v.len() > 1);
+                Some((media.mid(), media.kind(), media.direction(), simulcast))
+            })
+            .collect();
+        for (mid, kind, dir, simulcast) in offered {
+            self.add_track(now, id, mid, kind, dir, simulcast);
+        }
         self.drain(now, (id, Role::Publisher));
         self.process(now);
         self.reap_stopped_tracks(id);
@@ -1056,8 +1081,9 @@ impl Sfu {
                 }
             })
             .collect();
+        let room = p.room.clone();
         for t in gone {
-            self.unpublish_track(t);
+            self.unpublish_track(t, &room);
         }
     }
 
@@ -1240,19 +1266,11 @@ impl Sfu {
         destination: SocketAddr,
         buf: &[u8],
     ) {
+        self.last_now = Some(now);
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += buf.len() as u64;
-        let key = if let Some(ufrag) = demux::stun_local_ufrag(buf) {
-            match self.by_ufrag.get(ufrag).copied() {
-                Some(k) => {
-                    self.remember_addr(k, source);
-                    Some(k)
-                }
-                None => None,
-            }
-        } else {
-            self.by_addr.get(&source).copied()
-        };
+        let stun_key = demux::stun_local_ufrag(buf).and_then(|u| self.by_ufrag.get(u).copied());
+        let key = stun_key.or_else(|| self.by_addr.get(&source).copied());
         let Some(key) = key else {
             self.counters.rx_unmatched += 1;
             return;
@@ -1276,7 +1294,21 @@ impl Sfu {
         if let Err(e) = conn.rtc.handle_input(input) {
             tracing::debug!(participant = %key.0, role = ?key.1, error = %e, "input refused");
         }
+        let before = self.out.len();
         self.drain(now, key);
+        // A STUN check names its session in clear text: the address is only learnt once str0m
+        // has verified the check (MESSAGE-INTEGRITY) and answered it, so a forged check can
+        // neither steal nor evict a participant's address.
+        if stun_key.is_some() {
+            let answered = self
+                .out
+                .iter()
+                .skip(before)
+                .any(|o| matches!(o, Output::Transmit(t) if t.destination == source));
+            if answered {
+                self.remember_addr(key, source);
+            }
+        }
         self.process(now);
         self.flush(now);
     }
@@ -1311,11 +1343,19 @@ impl Sfu {
 
     /// Time passed: drive every connection whose timer is due, and the rooms.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        // Each due connection runs once per call: a connection may re-arm at `now` itself
+        // (str0m's delay-based BWE does with a zero RTT), and looping until no timer is due would
+        // then never end.
+        let mut due = Vec::new();
         while let Some(&(t, key)) = self.timers.first() {
             if t > now {
                 break;
             }
             self.timers.remove(&(t, key));
+            due.push(key);
+        }
+        for key in due {
             if let Some(conn) = self.conn_mut(key) {
                 conn.timeout = None;
                 if let Err(e) = conn.rtc.handle_input(Input::Timeout(now)) {
@@ -1346,8 +1386,8 @@ impl Sfu {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) => a,
             (None, Some(b)) => b,
-            // Nothing to do: come back in a while.
-            (None, None) => Instant::now() + Duration::from_secs(1),
+            // Nothing to do: come back in a while (on the caller's clock, not ours).
+            (None, None) => self.last_now.unwrap_or_else(Instant::now) + Duration::from_secs(1),
         };
         Output::Timeout(t)
     }
@@ -1361,7 +1401,7 @@ impl Sfu {
     }
 
     /// Polls one connection until it has nothing more: transmits go out, events to the queue.
-    fn drain(&mut self, _now: Instant, key: ConnKey) {
+    fn drain(&mut self, now: Instant, key: ConnKey) {
         let Some(p) = self.parts.get_mut(&key.0) else {
             return;
         };
@@ -1375,6 +1415,9 @@ impl Sfu {
                 Ok(str0m::Output::Transmit(t)) => self.out.push_back(Output::Transmit(t)),
                 Ok(str0m::Output::Event(e)) => self.work.push_back(Work::Event(key, e)),
                 Ok(str0m::Output::Timeout(t)) => {
+                    // At most one wake-up per millisecond per connection: str0m's delay-based
+                    // BWE asks for `now + rtt`, which on loopback is a few microseconds away.
+                    let t = t.max(now + Duration::from_millis(1));
                     if conn.timeout != Some(t) {
                         if let Some(old) = conn.timeout.take() {
                             self.timers.remove(&(old, key));
@@ -1413,6 +1456,14 @@ impl Sfu {
         match ev {
             Event::IceConnectionStateChange(s) => {
                 tracing::debug!(participant = %id, ?role, state = ?s, "ice state");
+                if let Some(c) = self.conn_mut(key) {
+                    match s {
+                        IceConnectionState::Disconnected => {
+                            c.disconnected_since.get_or_insert(now);
+                        }
+                        _ => c.disconnected_since = None,
+                    }
+                }
                 let dead = self
                     .conn_mut(key)
                     .map(|c| !c.rtc.is_alive())
@@ -1450,7 +1501,29 @@ impl Sfu {
     }
 
     fn on_media_added(&mut self, now: Instant, id: ParticipantId, m: str0m::media::MediaAdded) {
-        if m.direction != Direction::RecvOnly && m.direction != Direction::SendRecv {
+        let simulcast = m.simulcast.as_ref().is_some_and(|s| s.recv.len() > 1);
+        self.add_track(now, id, m.mid, m.kind, m.direction, simulcast);
+    }
+
+    /// Registers a published m-line as a track (once), announces it and subscribes the room.
+    fn add_track(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        mid: Mid,
+        kind: MediaKind,
+        direction: Direction,
+        simulcast: bool,
+    ) {
+        if !direction.is_receiving() {
+            return;
+        }
+        let known = self.parts.get(&id).is_some_and(|p| {
+            p.tracks
+                .iter()
+                .any(|t| self.tracks.get(t).is_some_and(|tr| tr.mid == mid))
+        });
+        if known {
             return;
         }
         let max_tracks = self.cfg.max_tracks_per_participant;
@@ -1462,24 +1535,23 @@ impl Sfu {
             tracing::warn!(participant = %id, "track limit reached; m-line ignored");
             return;
         }
-        let label = p.labels.remove(&m.mid.to_string());
-        let default = if m.kind == MediaKind::Audio {
+        let label = p.labels.remove(&mid.to_string());
+        let default = if kind == MediaKind::Audio {
             Source::Microphone
         } else {
             Source::Camera
         };
         let mut source = label.as_ref().map(|l| l.source).unwrap_or(default);
-        if source.kind() != m.kind {
-            source = match (source, m.kind) {
+        if source.kind() != kind {
+            source = match (source, kind) {
                 (Source::Screen, MediaKind::Audio) => Source::ScreenAudio,
                 _ => default,
             };
         }
-        let simulcast = m.simulcast.as_ref().is_some_and(|s| s.recv.len() > 1);
         let track = Track {
             owner: id,
-            mid: m.mid,
-            kind: m.kind,
+            mid,
+            kind,
             source,
             muted: false,
             simulcast,
@@ -1716,6 +1788,27 @@ impl Sfu {
             self.rooms.remove(&name);
             self.out
                 .push_back(Output::Event(SfuEvent::RoomClosed(name)));
+        }
+        // Participants whose client went away without a word.
+        let timeout = self.cfg.media_timeout;
+        let silent: Vec<ParticipantId> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| {
+                [&p.publisher, &p.subscriber].iter().any(|c| {
+                    c.disconnected_since
+                        .is_some_and(|t| now.saturating_duration_since(t) >= timeout)
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            tracing::info!(participant = %id, "media connection lost; removing participant");
+            self.remove_participant(now, id);
+            self.out.push_back(Output::Event(SfuEvent::Removed(
+                id,
+                LeaveReason::MediaFailed,
+            )));
         }
         // Layer choice for every subscriber.
         let ids: Vec<ParticipantId> = self.parts.keys().copied().collect();

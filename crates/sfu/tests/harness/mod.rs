@@ -1,8 +1,10 @@
 //! An in-memory network for the SFU core: one `Sfu`, N clients made of two str0m `Rtc`s each
 //! (publisher and subscriber), and a virtual clock that only moves when the harness moves it.
 //!
-//! Nothing here touches a socket or sleeps. Datagrams are routed by destination address with no
-//! delay and no loss; time jumps from one deadline to the next.
+//! Nothing here touches a socket or sleeps. Datagrams are routed by destination address with a
+//! fixed one-way delay ([`Net::latency`]) and no loss; time jumps from one deadline (a timer of
+//! the SFU or of a client `Rtc`, or a datagram's arrival) to the next, so a test of seconds of
+//! media runs in milliseconds and always the same way.
 
 #![allow(dead_code)]
 
@@ -51,6 +53,17 @@ pub fn info(name: &str) -> ParticipantInfo {
     }
 }
 
+/// A valid publisher offer with one send-only m-line per kind, from a throwaway `Rtc`.
+pub fn offer_sdp(now: Instant, kinds: &[MediaKind]) -> String {
+    let mut rtc = Rtc::builder().build(now);
+    let mut api = rtc.sdp_api();
+    for k in kinds {
+        api.add_media(*k, Direction::SendOnly, None, None, None);
+    }
+    let (offer, _pending) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
 /// One datagram in flight.
 #[derive(Debug, Clone)]
 pub struct Packet {
@@ -65,7 +78,7 @@ pub struct Peer {
     pub addr: SocketAddr,
     pub timeout: Option<Instant>,
     pub connected: bool,
-    /// Every datagram this peer sent, in order (the robustness test replays some).
+    /// The first datagrams this peer sent (the robustness tests replay its STUN requests).
     pub sent: Vec<Vec<u8>>,
 }
 
@@ -91,6 +104,23 @@ pub struct Received {
     pub time: MediaTime,
     pub data: Vec<u8>,
     pub keyframe: bool,
+}
+
+/// Media time between two video frames: 40 ms at 90 kHz (tests send 25 frames a second).
+pub const FRAME_TICKS: u64 = 3600;
+
+/// One video frame to write.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoFrame {
+    /// Simulcast layer, by rid.
+    pub rid: Option<&'static str>,
+    pub keyframe: bool,
+    /// Written into the frame so a receiver can tell which layer it came from.
+    pub layer: u8,
+    /// Bytes in the frame.
+    pub size: usize,
+    /// Media time of the first frame (90 kHz): layers of one track may run on different clocks.
+    pub time_base: u64,
 }
 
 /// What a client wants to publish in one m-line.
@@ -202,8 +232,16 @@ pub struct Net {
     pub events: Vec<(Instant, SfuEvent)>,
     /// Datagrams addressed to nobody we know.
     pub undeliverable: usize,
+    /// One-way delay of every datagram (5 ms). With zero, str0m's bandwidth estimator measures an
+    /// RTT of 0 and asks for its next timeout at "now", on which the SFU spins (see
+    /// `a_zero_latency_network_does_not_hang_the_sfu` in robustness.rs).
+    pub latency: Duration,
     sfu_timeout: Option<Instant>,
-    queue: VecDeque<Packet>,
+    /// When `handle_timeout` last ran: a deadline not after it is not asked for again at the
+    /// same instant (when idle the SFU answers with a wall-clock time, unrelated to ours).
+    sfu_fired_at: Option<Instant>,
+    /// Datagrams in flight with their arrival time (FIFO: time only moves forward).
+    queue: VecDeque<(Instant, Packet)>,
     to_answer: Vec<(usize, String, Vec<OfferedTrack>)>,
 }
 
@@ -220,7 +258,9 @@ impl Net {
             clients: Vec::new(),
             events: Vec::new(),
             undeliverable: 0,
+            latency: Duration::from_millis(5),
             sfu_timeout: None,
+            sfu_fired_at: None,
             queue: VecDeque::new(),
             to_answer: Vec::new(),
         }
@@ -323,6 +363,29 @@ impl Net {
         Ok(mids)
     }
 
+    /// Stops published m-lines (the client stops its transceivers and offers again).
+    pub fn unpublish(&mut self, c: usize, mids: &[Mid]) -> Result<(), SfuError> {
+        let now = self.now;
+        let cl = &mut self.clients[c];
+        let mut api = cl.publisher.rtc.sdp_api();
+        for m in mids {
+            api.stop_media(*m);
+        }
+        let (offer, pending) = api.apply().expect("changes to offer");
+        let (answer, own) = self
+            .sfu
+            .publish_offer(now, cl.id, &offer.to_sdp_string(), vec![])?;
+        cl.own_tracks = own;
+        let answer = SdpAnswer::from_sdp_string(&answer).expect("the SFU's answer parses");
+        cl.publisher
+            .rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("the SFU's answer is acceptable");
+        self.pump();
+        Ok(())
+    }
+
     /// Answers the oldest unanswered subscribe offer of a client that has `auto_answer` off.
     pub fn answer_next(&mut self, c: usize) -> Result<(), SfuError> {
         let (sdp, tracks) = self.clients[c].unanswered.remove(0);
@@ -385,20 +448,33 @@ impl Net {
         data
     }
 
-    /// Writes one VP8 frame (one 30 fps tick of media time). The frame is
+    /// Writes one VP8 frame without simulcast (see [`Net::send_frame`]).
+    pub fn send_video(&mut self, c: usize, mid: Mid, keyframe: bool, size: usize) -> Vec<u8> {
+        self.send_frame(
+            c,
+            mid,
+            VideoFrame {
+                rid: None,
+                keyframe,
+                layer: 0,
+                size,
+                time_base: 0,
+            },
+        )
+    }
+
+    /// Writes one VP8 frame ([`FRAME_TICKS`] of media time after the previous one). The frame is
     /// `[tag, layer, seq(4), filler…]`: `tag` bit 0 is the VP8 "P" (inter-frame) bit, so 0 makes
     /// str0m flag the frame as a keyframe; `layer` tells a receiver which source layer it came
-    /// from. `time_base` (90 kHz ticks) lets layers of one track run on different clocks.
-    pub fn send_video(
-        &mut self,
-        c: usize,
-        mid: Mid,
-        rid: Option<&str>,
-        keyframe: bool,
-        layer: u8,
-        size: usize,
-        time_base: u64,
-    ) -> Vec<u8> {
+    /// from. Returns the bytes written.
+    pub fn send_frame(&mut self, c: usize, mid: Mid, f: VideoFrame) -> Vec<u8> {
+        let VideoFrame {
+            rid,
+            keyframe,
+            layer,
+            size,
+            time_base,
+        } = f;
         let now = self.now;
         let cl = &mut self.clients[c];
         let rid = rid.map(Rid::from);
@@ -407,7 +483,7 @@ impl Net {
         *n += 1;
         let mut data = Vec::with_capacity(size.max(16));
         if keyframe {
-            // Frame tag (P = 0, show_frame), then the keyframe start code and a 1280x720 size.
+            // P = 0 in the first byte; a VP8 start code and a size follow the sequence number.
             data.extend_from_slice(&[0x10, layer]);
         } else {
             data.extend_from_slice(&[0x11, layer]);
@@ -425,7 +501,7 @@ impl Net {
             w = w.rid(r);
         }
         let time = MediaTime::new(
-            time_base + seq * 3000,
+            time_base + seq * FRAME_TICKS,
             strowger_sfu::str0m::media::Frequency::NINETY_KHZ,
         );
         w.write(pt, now, time, data.clone()).expect("video write");
@@ -444,6 +520,18 @@ impl Net {
     pub fn connected(&self, cs: &[usize]) -> bool {
         cs.iter()
             .all(|c| self.clients[*c].publisher.connected && self.clients[*c].subscriber.connected)
+    }
+
+    /// Runs until `cond` holds (at most 5 s of virtual time, 10 ms steps).
+    pub fn wait_for(&mut self, what: &str, cond: impl Fn(&Net) -> bool) {
+        let end = self.now + Duration::from_secs(5);
+        while !cond(self) {
+            assert!(
+                self.now < end,
+                "{what}: not reached after 5 s of virtual time"
+            );
+            self.advance(Duration::from_millis(10));
+        }
     }
 
     /// Runs until `cond` holds, stepping `step` at a time, at most `limit`.
@@ -495,9 +583,20 @@ impl Net {
     }
 
     fn next_deadline(&self) -> Instant {
-        let mut t = self
-            .sfu_timeout
-            .unwrap_or(self.now + Duration::from_secs(3600));
+        let far = self.now + Duration::from_secs(3600);
+        // With no room and no participant the SFU has nothing scheduled and answers with a
+        // wall-clock instant (see `an_idle_sfu_does_not_read_the_wall_clock`): ignore it.
+        let idle = self.sfu.gauges() == (0, 0, 0);
+        let mut t = match self.sfu_timeout {
+            _ if idle => far,
+            // Already handled at this instant: wait for time to move.
+            Some(st) if st <= self.now && self.sfu_fired_at == Some(self.now) => far,
+            Some(st) => st,
+            None => far,
+        };
+        if let Some((at, _)) = self.queue.front() {
+            t = t.min(*at);
+        }
         for c in self.clients.iter().filter(|c| !c.gone) {
             for p in [&c.publisher, &c.subscriber] {
                 if let Some(pt) = p.timeout {
@@ -510,8 +609,9 @@ impl Net {
 
     fn fire_timeouts(&mut self) {
         let now = self.now;
-        if self.sfu_timeout.is_some_and(|t| t <= now) {
+        if self.sfu_timeout.is_some_and(|t| t <= now) && self.sfu_fired_at != Some(now) {
             self.sfu_timeout = None;
+            self.sfu_fired_at = Some(now);
             self.sfu.handle_timeout(now);
         }
         for c in self.clients.iter_mut().filter(|c| !c.gone) {
@@ -540,10 +640,12 @@ impl Net {
                 }
             }
             self.drain_sfu();
-            if self.queue.is_empty() && self.to_answer.is_empty() {
+            let due = self.queue.front().is_some_and(|(at, _)| *at <= self.now);
+            if !due && self.to_answer.is_empty() {
                 return;
             }
-            while let Some(p) = self.queue.pop_front() {
+            while self.queue.front().is_some_and(|(at, _)| *at <= self.now) {
+                let (_, p) = self.queue.pop_front().expect("checked");
                 self.deliver(p);
             }
         }
@@ -553,11 +655,14 @@ impl Net {
     fn drain_sfu(&mut self) {
         for _ in 0..1_000_000 {
             match self.sfu.poll_output() {
-                Output::Transmit(t) => self.queue.push_back(Packet {
-                    from: t.source,
-                    to: t.destination,
-                    data: t.contents.to_vec(),
-                }),
+                Output::Transmit(t) => self.queue.push_back((
+                    self.now + self.latency,
+                    Packet {
+                        from: t.source,
+                        to: t.destination,
+                        data: t.contents.to_vec(),
+                    },
+                )),
                 Output::Event(SfuEvent::Notify(to, n)) => {
                     let Some(c) = self.clients.iter().position(|c| c.id == to) else {
                         panic!("notice for unknown participant {to}: {n:?}");
@@ -602,12 +707,17 @@ impl Net {
                         break;
                     }
                     RtcOutput::Transmit(t) => {
-                        peer.sent.push(t.contents.to_vec());
-                        self.queue.push_back(Packet {
-                            from: t.source,
-                            to: t.destination,
-                            data: t.contents.to_vec(),
-                        });
+                        if peer.sent.len() < 200 {
+                            peer.sent.push(t.contents.to_vec());
+                        }
+                        self.queue.push_back((
+                            now + self.latency,
+                            Packet {
+                                from: t.source,
+                                to: t.destination,
+                                data: t.contents.to_vec(),
+                            },
+                        ));
                     }
                     RtcOutput::Event(e) => match e {
                         Event::Connected => peer.connected = true,
