@@ -51,6 +51,8 @@ pub struct RtcConfig {
     pub max_rooms: usize,
     /// Initial bandwidth estimate per subscriber, bits/s.
     pub initial_estimate_bps: u64,
+    /// A participant whose media connection stays disconnected this long is removed, seconds.
+    pub media_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +136,7 @@ impl Default for RtcConfig {
             max_participants: 2000,
             max_rooms: 1000,
             initial_estimate_bps: 600_000,
+            media_timeout_secs: 30,
         }
     }
 }

@@ -340,6 +340,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         },
         auto_create_rooms: cfg.rooms.auto_create,
         initial_estimate_bps: cfg.rtc.initial_estimate_bps,
+        media_timeout: Duration::from_secs(cfg.rtc.media_timeout_secs.max(1)),
         ..Default::default()
     };
     if sfu_cfg.candidates.is_empty() {
