@@ -603,6 +603,8 @@ pub struct Sfu {
     dtls_cert: Option<str0m::config::DtlsCert>,
     /// The latest time the caller gave us.
     last_now: Option<Instant>,
+    /// Participants whose subscriber connection may need a new offer.
+    to_negotiate: BTreeSet<ParticipantId>,
 }
 
 /// How often rooms are looked after (speakers, layer choice, empty timeouts).
@@ -625,6 +627,7 @@ impl Sfu {
             next_tick: None,
             counters: Counters::default(),
             last_now: None,
+            to_negotiate: BTreeSet::new(),
             dtls_cert: str0m::crypto::from_feature_flags()
                 .dtls_provider
                 .generate_certificate(),
@@ -831,6 +834,7 @@ impl Sfu {
                 p.outs.push(new_track_out(t));
             }
             p.sub_negotiate = !p.outs.is_empty();
+            self.to_negotiate.insert(id);
         }
         let me = self.summary(id).expect("just inserted");
         let snapshot: Vec<ParticipantSummary> =
@@ -947,6 +951,7 @@ impl Sfu {
                 });
                 if changed {
                     p.sub_negotiate = true;
+                    self.to_negotiate.insert(m);
                 }
             }
             self.notify(m, Notice::TrackUnpublished(track.owner, t));
@@ -1150,6 +1155,7 @@ impl Sfu {
                 }
             }
             p.sub_negotiate = true;
+            self.to_negotiate.insert(id);
             self.drain(now, (id, Role::Subscriber));
             self.flush(now);
             return Err(SfuError::InvalidSdp(e.to_string()));
@@ -1161,6 +1167,8 @@ impl Sfu {
         }
         p.outs
             .retain(|o| !matches!(o.state, OutState::NegotiatingStop(_)));
+        // Changes queued while this offer was in flight go out now.
+        self.to_negotiate.insert(id);
         // New video m-lines need a keyframe from their source.
         self.drain(now, (id, Role::Subscriber));
         self.allocate(now, id);
@@ -1578,6 +1586,7 @@ impl Sfu {
                 if o.info.can_subscribe {
                     o.outs.push(new_track_out(track_id));
                     o.sub_negotiate = true;
+                    self.to_negotiate.insert(mem);
                 }
             }
         }
@@ -1912,12 +1921,9 @@ impl Sfu {
     /// After a command: send pending subscriber offers.
     fn flush(&mut self, now: Instant) {
         self.process(now);
-        let ids: Vec<ParticipantId> = self
-            .parts
-            .iter()
-            .filter(|(_, p)| p.sub_negotiate && p.sub_pending.is_none())
-            .map(|(id, _)| *id)
-            .collect();
+        // Only participants marked as changed: scanning every participant here would cost
+        // O(participants) per received packet.
+        let ids = std::mem::take(&mut self.to_negotiate);
         for id in ids {
             self.negotiate(now, id);
         }
