@@ -110,45 +110,41 @@ impl Default for RoomOptions {
     }
 }
 
-/// A participant, unique for the life of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ParticipantId(pub u64);
+/// Defines a process-unique id shown to clients as `<prefix><n>` (and parsed back).
+macro_rules! wire_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u64);
 
-impl fmt::Display for ParticipantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p_{}", self.0)
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ();
+            fn from_str(s: &str) -> Result<Self, ()> {
+                s.strip_prefix($prefix)
+                    .and_then(|n| n.parse().ok())
+                    .map($name)
+                    .ok_or(())
+            }
+        }
+    };
 }
 
-impl std::str::FromStr for ParticipantId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        s.strip_prefix("p_")
-            .and_then(|n| n.parse().ok())
-            .map(ParticipantId)
-            .ok_or(())
-    }
-}
-
-/// A published track, unique for the life of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TrackId(pub u64);
-
-impl fmt::Display for TrackId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "t_{}", self.0)
-    }
-}
-
-impl std::str::FromStr for TrackId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        s.strip_prefix("t_")
-            .and_then(|n| n.parse().ok())
-            .map(TrackId)
-            .ok_or(())
-    }
-}
+wire_id!(
+    /// A participant, unique for the life of the process.
+    ParticipantId,
+    "p_"
+);
+wire_id!(
+    /// A published track, unique for the life of the process.
+    TrackId,
+    "t_"
+);
 
 /// What a track carries, as its publisher labelled it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
