@@ -453,7 +453,8 @@ impl CodecImpairment {
 }
 
 /// Burst ratio estimate from an observed loss sequence: a two-state Markov model (found/lost)
-/// fitted by counting transitions, as in G.113 Appendix I.
+/// fitted by counting transitions, the model behind the BurstR input of G.107 and the
+/// dependent-loss values of G.113.
 ///
 /// With `p` = P(lost | previous found) and `q` = P(found | previous lost),
 /// `BurstR = 1 / (p + q)`. For independent (random) loss `p + q = 1`, so BurstR = 1; losses
@@ -952,6 +953,35 @@ mod tests {
         let wb = m.wideband_r();
         assert!(close(wb.ie_eff, 13.0 + 116.0 * 2.0 / 23.2, 1e-9));
         assert!(wb.r < 129.0 - 13.0 && wb.r > 100.0);
+    }
+
+    #[test]
+    fn advantage_factor_adds_to_r() {
+        let base = EModel::default().r();
+        let mobile = EModel {
+            a: 10.0,
+            ..EModel::default()
+        }
+        .r();
+        assert!(close(mobile - base, 10.0, 1e-9));
+    }
+
+    #[test]
+    fn narrowband_codec_on_wideband_scale() {
+        // G.711 rated on the wideband scale: 129 − 36 − Id,WB (≈ 0.19) ≈ 92.8, i.e. about the
+        // narrowband default on the narrowband scale (R_X = 92.8 / 1.29 ≈ 71.9 → MOS ≈ 3.7),
+        // clearly below a clean G.722 call (129 − 13 − 0.19 ≈ 115.8 → R_X ≈ 89.8 → MOS ≈ 4.3).
+        let g711 = CodecImpairment::of(CodecKind::Pcma, true);
+        let g722 = CodecImpairment::of(CodecKind::G722, true);
+        let stats = IntervalStats::default();
+        let nb = StreamQuality::new(g711, 0.0)
+            .with_band(Band::Wide)
+            .rate(&stats);
+        let wb = StreamQuality::new(g722, 0.0).rate(&stats);
+        assert!(close(nb.rating.r, 92.8, 0.1), "{nb:?}");
+        assert!(close(wb.rating.r, 115.8, 0.1), "{wb:?}");
+        assert!(close(nb.mos, mos_from_r(nb.rating.r / 1.29), 1e-12));
+        assert!(nb.mos < wb.mos);
     }
 
     #[test]
