@@ -7,3 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod dtmf;
+pub mod level;
+pub mod mixer;

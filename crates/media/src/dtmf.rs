@@ -1,0 +1,1 @@
+//! DTMF (work in progress).
