@@ -346,11 +346,14 @@ impl DtmfReceiver {
         let (ts, p) = (packet.timestamp, packet.payload);
         if let Some((event, start, last_seg)) = self.finished {
             let off = u64::from(ts.wrapping_sub(start));
-            if event == p.event && off <= last_seg {
+            if (event == p.event && off <= last_seg) || self.is_stale(ts, start) {
                 return; // redundant end or a late packet of a finished press
             }
         }
         if let Some(mut st) = self.active {
+            if self.is_stale(ts, st.start) {
+                return; // a late packet from before the current press
+            }
             let off = u64::from(ts.wrapping_sub(st.start));
             let same = st.event == p.event && off <= st.seg_offset + u64::from(MAX_SEGMENT);
             let delta = off.wrapping_sub(st.seg_offset);
@@ -388,6 +391,12 @@ impl DtmfReceiver {
         if p.end {
             self.finish(true);
         }
+    }
+
+    /// Whether `ts` lies shortly (up to ten timeouts) before `reference`: a late packet.
+    fn is_stale(&self, ts: u32, reference: u32) -> bool {
+        let back = u64::from(reference.wrapping_sub(ts));
+        back > 0 && back <= 10 * self.timeout
     }
 
     /// Parses `payload` and handles it as a packet with this RTP timestamp and marker.
@@ -676,8 +685,7 @@ impl DtmfDetector {
         };
         let (r, row) = peak(rows)?;
         let (c, col) = peak(cols)?;
-        let half_min = self.min_energy;
-        if row < half_min || col < half_min {
+        if row < self.min_energy || col < self.min_energy {
             return None;
         }
         // Twist: the high group may be up to 8 dB weaker (normal) or 4 dB stronger (reverse).
@@ -852,6 +860,11 @@ mod tests {
             (e2.digit, e2.timestamp, e2.duration, e2.ended),
             (Some('3'), 1600, 800, true)
         );
+        assert_eq!(r.poll_event(), None);
+        // Late packets of both presses (reordered after the second ended) change nothing.
+        r.handle_packet(&a[2]);
+        r.handle_packet(&b[1]);
+        r.handle_packet(&a[0]);
         assert_eq!(r.poll_event(), None);
         // A press whose ends are all lost is reported after the timeout.
         let c = press(&mut s, '9', 4000, 800);

@@ -384,6 +384,29 @@ mod tests {
     }
 
     #[test]
+    fn big_room_mixes_three() {
+        let mut m = Mixer::new(N);
+        for id in 0..100 {
+            m.add_participant(id).unwrap();
+        }
+        // Everybody makes some noise; 17, 42 and 99 are clearly louder.
+        for id in 0..100 {
+            let a = if [17, 42, 99].contains(&id) {
+                3000.0
+            } else {
+                50.0 + id as f64
+            };
+            m.push(id, &tone(a, 200.0 + 10.0 * id as f64)).unwrap();
+        }
+        let out = outputs(&mut m);
+        let speaking: Vec<u32> = (0..100).filter(|&id| m.is_speaking(id)).collect();
+        assert_eq!(speaking, [17, 42, 99]);
+        assert_eq!(out[&0], out[&50], "listeners share one mix");
+        assert_ne!(out[&17], out[&0]);
+        assert_eq!(m.level(17), Some(level::audio_level(&tone(3000.0, 370.0))));
+    }
+
+    #[test]
     fn hysteresis_keeps_current_talkers() {
         let mut m = Mixer::new(N);
         m.set_max_speakers(1);
