@@ -210,7 +210,7 @@ impl DtmfSender {
 
     fn advance_inner(&mut self, now: u32, inclusive: bool) {
         let Some(st) = self.state.clone() else { return };
-        let elapsed = u64::from(now.wrapping_sub(st.start));
+        let elapsed = Self::elapsed(st.start, now);
         let mut next = st.next_update;
         while next < elapsed || (inclusive && next == elapsed) {
             self.emit_at(next, false);
@@ -226,9 +226,19 @@ impl DtmfSender {
         // Updates strictly before `now`; the end packets carry the duration at `now`.
         self.advance_inner(now, false);
         let Some(st) = &self.state else { return };
-        let elapsed = u64::from(now.wrapping_sub(st.start));
+        let elapsed = Self::elapsed(st.start, now);
         self.emit_at(elapsed, true);
         self.state = None;
+    }
+
+    /// Time from `start` to `now`; a `now` before `start` (a caller's clock going back) is 0.
+    fn elapsed(start: u32, now: u32) -> u64 {
+        let d = now.wrapping_sub(start);
+        if d > u32::MAX / 2 {
+            0
+        } else {
+            u64::from(d)
+        }
     }
 
     /// Emits the packet describing elapsed time `at`, closing full segments on the way.
@@ -273,7 +283,8 @@ impl DtmfSender {
         });
     }
 
-    /// The next packet to send, oldest first.
+    /// The next packet to send, oldest first. The three end packets are queued together; the
+    /// caller may space them out by its packetization interval.
     pub fn poll_packet(&mut self) -> Option<DtmfPacket> {
         self.queue.pop_front()
     }
