@@ -7,4 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod dtmf;
+pub mod level;
+pub mod mixer;
 pub mod quality;
