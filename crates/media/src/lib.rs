@@ -7,3 +7,5 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod jitter;
+pub mod resample;
