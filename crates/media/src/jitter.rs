@@ -104,6 +104,9 @@ pub enum Pushed {
     Buffered,
     /// Buffered as the first packet of a new stream; everything before was dropped.
     Reset,
+    /// Held back: it jumps away from the stream, and restarts it only if the next packet
+    /// follows it (otherwise it is discarded and counted as invalid).
+    Held,
     /// Discarded: already buffered or played.
     Duplicate,
     /// Discarded: its slot has been played (or concealed) already.
@@ -131,12 +134,23 @@ pub struct JitterStats {
     pub inserted: u64,
     /// Stream resets (sequence or timestamp jump, new SSRC).
     pub resets: u64,
+    /// Packets discarded as a sequence or timestamp jump that the next packet did not confirm.
+    pub invalid: u64,
     /// Delay the buffer adds at the last poll, in ms (relative to the fastest recent packet).
     pub delay_ms: f64,
     /// Current target delay, in ms.
     pub target_ms: f64,
     /// Current jitter estimate (transit spread), in ms.
     pub jitter_ms: f64,
+}
+
+/// A packet that looks like the start of a new stream, waiting for its successor.
+#[derive(Debug)]
+struct Held {
+    arrival: Instant,
+    seq: u16,
+    rtp_ts: u32,
+    payload: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -153,6 +167,7 @@ pub struct JitterBuffer {
     /// Buffered packets by extended sequence number.
     packets: BTreeMap<i64, Entry>,
     ssrc: Option<u32>,
+    probation: Option<Held>,
     /// Arrival time and extended timestamp that transit times are measured from.
     epoch: Option<(Instant, i64)>,
     highest_seq: i64,
@@ -181,13 +196,16 @@ pub struct JitterBuffer {
 
 impl JitterBuffer {
     /// An empty buffer.
-    pub fn new(cfg: JitterConfig) -> Self {
+    pub fn new(mut cfg: JitterConfig) -> Self {
+        cfg.clock_rate = cfg.clock_rate.max(1);
+        cfg.frame_samples = cfg.frame_samples.max(1);
         let target = cfg.min_delay.as_secs_f64();
         let now = Instant::now();
         Self {
             cfg,
             packets: BTreeMap::new(),
             ssrc: None,
+            probation: None,
             epoch: None,
             highest_seq: 0,
             highest_ts: 0,
@@ -240,6 +258,7 @@ impl JitterBuffer {
     /// keeps the jitter estimate, which belongs to the network rather than the stream.
     pub fn reset(&mut self) {
         self.packets.clear();
+        self.probation = None;
         self.epoch = None;
         self.playing = false;
         self.started = false;
@@ -282,7 +301,10 @@ impl JitterBuffer {
         payload: impl Into<Vec<u8>>,
     ) -> Pushed {
         self.stats.received += 1;
-        let payload = payload.into();
+        self.accept(now, seq, rtp_ts, payload.into())
+    }
+
+    fn accept(&mut self, now: Instant, seq: u16, rtp_ts: u32, payload: Vec<u8>) -> Pushed {
         if self.epoch.is_none() {
             self.start_stream(now, seq, rtp_ts, payload);
             return Pushed::Buffered;
@@ -301,10 +323,32 @@ impl JitterBuffer {
                 (media - wall).abs() > self.cfg.max_timestamp_jump.as_secs_f64()
             });
         if jumped {
-            self.stats.resets += 1;
-            self.reset();
-            self.start_stream(now, seq, rtp_ts, payload);
-            return Pushed::Reset;
+            // One stray packet (very late, corrupt) must not restart the stream: wait for the
+            // next one to follow it.
+            match self.probation.take() {
+                Some(held) if seq == held.seq.wrapping_add(1) => {
+                    self.stats.resets += 1;
+                    self.reset();
+                    self.start_stream(held.arrival, held.seq, held.rtp_ts, held.payload);
+                    self.accept(now, seq, rtp_ts, payload);
+                    return Pushed::Reset;
+                }
+                previous => {
+                    if previous.is_some() {
+                        self.stats.invalid += 1;
+                    }
+                    self.probation = Some(Held {
+                        arrival: now,
+                        seq,
+                        rtp_ts,
+                        payload,
+                    });
+                    return Pushed::Held;
+                }
+            }
+        }
+        if self.probation.take().is_some() {
+            self.stats.invalid += 1;
         }
 
         if self.packets.contains_key(&ext_seq) || self.was_released(ext_seq) {
@@ -397,6 +441,7 @@ impl JitterBuffer {
             Some((_, e)) => {
                 let gap = (e.ts - self.playout_ts).min(frame);
                 self.playout_ts += gap;
+                self.underrun = 0;
                 self.stats.concealed += 1;
                 JitterOutput::Lost {
                     samples: gap as u32,
@@ -667,7 +712,14 @@ mod tests {
         let s = jb.stats();
         assert_eq!(
             s.received,
-            s.delivered + s.late + s.duplicate + s.overflow + s.shrink_dropped + jb.len() as u64,
+            s.delivered
+                + s.late
+                + s.duplicate
+                + s.overflow
+                + s.shrink_dropped
+                + s.invalid
+                + jb.len() as u64
+                + u64::from(jb.probation.is_some()),
             "{s:?}"
         );
     }
@@ -746,8 +798,9 @@ mod tests {
         for secs in [19, 25, 39, 45, 79] {
             let s = at(secs);
             println!(
-                "{secs:>2} s: delay {:.1} ms, target {:.1} ms, jitter {:.1} ms, late {}",
-                s.delay_ms, s.target_ms, s.jitter_ms, s.late
+                "{secs:>2} s: delay {:.1} ms, target {:.1} ms, jitter {:.1} ms, late {}, \
+                 inserted {}, shrink-dropped {}",
+                s.delay_ms, s.target_ms, s.jitter_ms, s.late, s.inserted, s.shrink_dropped
             );
         }
         let before = at(19);
@@ -763,6 +816,12 @@ mod tests {
         assert_eq!(at(39).late, at(25).late);
         let after = at(79);
         assert_eq!(after.target_ms, 20.0, "{after:?}");
+        // Grown by concealed insertions, shrunk by skipping a frame now and then.
+        assert!(
+            during.inserted >= 1 && after.shrink_dropped >= 1,
+            "{after:?}"
+        );
+        assert_eq!(after.inserted, during.inserted);
         assert!(after.delay_ms < 40.0, "{after:?}");
         // It shrinks slowly: still above the floor shortly after the jitter stopped.
         assert!(at(41).target_ms > 20.0, "{:?}", at(41));
@@ -770,6 +829,35 @@ mod tests {
             assert!((20.0..=200.0).contains(&p.stats.target_ms));
         }
         check_accounting(&jb);
+    }
+
+    #[test]
+    fn target_follows_the_amount_of_jitter() {
+        let jitters: [fn(usize) -> f64; 4] = [|_| 10.0, |_| 30.0, |_| 80.0, |_| 150.0];
+        for (jitter, expected) in jitters.into_iter().zip([10.0f64, 30.0, 80.0, 150.0]) {
+            let mut jb = JitterBuffer::new(cfg());
+            let net = Net {
+                loss: 0.02,
+                dup: 0.0,
+                jitter,
+            };
+            let polls = simulate(&mut jb, 11, 1, 1, 2000, &net);
+            check_order(&polls, 1, 1);
+            let s = jb.stats();
+            let late_after_warmup = s.late - polls[250].stats.late;
+            println!(
+                "{expected} ms jitter: target {:.1} ms, delay {:.1} ms, late {} ({} after 5 s)",
+                s.target_ms, s.delay_ms, s.late, late_after_warmup
+            );
+            let want = expected.max(20.0);
+            assert!(
+                s.target_ms >= want * 0.85 && s.target_ms <= want * 1.05,
+                "{expected}: {s:?}"
+            );
+            assert!(s.delay_ms >= s.target_ms, "{expected}: {s:?}");
+            assert!(late_after_warmup <= 2, "{expected}: {s:?}");
+            check_accounting(&jb);
+        }
     }
 
     #[test]
@@ -902,21 +990,28 @@ mod tests {
             );
         }
         let _ = frames_and_losses(&mut jb, t0, 1, 4);
-        // The sender restarts with new numbering.
+        // The sender restarts with new numbering: confirmed by the packet after.
         let t1 = t0 + PTIME * 5;
-        assert_eq!(jb.push_rtp(t1, 9, 30000, 5 * FRAME, vec![]), Pushed::Reset);
-        assert_eq!(jb.len(), 1);
-        // Same numbering continues but the timestamp leaps an hour ahead.
-        let t2 = t1 + PTIME;
+        assert_eq!(jb.push_rtp(t1, 9, 30000, 5 * FRAME, vec![]), Pushed::Held);
+        assert_eq!(jb.len(), 2);
         assert_eq!(
-            jb.push_rtp(t2, 9, 30001, 8000 * 3600, vec![]),
+            jb.push_rtp(t1 + PTIME, 9, 30001, 6 * FRAME, vec![]),
             Pushed::Reset
         );
+        assert_eq!(jb.len(), 2);
+        // Same numbering continues but the timestamp leaps an hour ahead.
+        let t2 = t1 + PTIME * 2;
+        assert_eq!(jb.push_rtp(t2, 9, 30002, 8000 * 3600, vec![]), Pushed::Held);
+        assert_eq!(
+            jb.push_rtp(t2, 9, 30003, 8000 * 3600 + FRAME, vec![]),
+            Pushed::Reset
+        );
+        assert_eq!(jb.stats().resets, 2);
         // A different source.
         let t3 = t2 + PTIME;
         assert_eq!(jb.push_rtp(t3, 10, 7, 123, vec![]), Pushed::Reset);
         assert_eq!(jb.stats().resets, 3);
-        let out = frames_and_losses(&mut jb, t3 - PTIME * 3, 4, 6);
+        let out = frames_and_losses(&mut jb, t3 - PTIME * 2, 3, 5);
         assert_eq!(out, ["F7", "L160"]);
         // A talkspurt after silence (timestamp and arrival advance together) is no jump.
         let t4 = t3 + Duration::from_secs(5);
@@ -925,6 +1020,25 @@ mod tests {
             Pushed::Buffered
         );
         assert_eq!(jb.stats().resets, 3);
+    }
+
+    #[test]
+    fn a_stray_packet_far_away_does_not_reset() {
+        let mut jb = JitterBuffer::new(cfg());
+        let t0 = Instant::now();
+        for i in 0u16..6 {
+            let t = t0 + PTIME * u32::from(i);
+            jb.push(t, i + 100, u32::from(i) * FRAME, vec![]);
+            if i == 2 {
+                // A packet from far in the past, or garbage.
+                assert_eq!(jb.push(t, 40000, 77, vec![]), Pushed::Held);
+            }
+        }
+        let out = frames_and_losses(&mut jb, t0, 1, 7);
+        assert_eq!(out, ["F100", "F101", "F102", "F103", "F104", "F105"]);
+        assert_eq!(jb.stats().resets, 0);
+        assert_eq!(jb.stats().invalid, 1);
+        check_accounting(&jb);
     }
 
     #[test]
