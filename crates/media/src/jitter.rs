@@ -15,6 +15,19 @@
 //! a concealed frame whenever it is below target, and shrinks by skipping one frame at most every
 //! `shrink_interval` frames when it is a frame or more above. A sequence-number or timestamp jump
 //! (a restarted sender) or a new SSRC resets the stream.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use strowger_media::jitter::{JitterBuffer, JitterConfig, JitterOutput};
+//!
+//! let ptime = Duration::from_millis(20);
+//! let mut jb = JitterBuffer::new(JitterConfig::new(8000, ptime));
+//! let t0 = Instant::now();
+//! jb.push(t0, 1, 0, vec![0xff; 160]);
+//! assert_eq!(jb.poll(t0), JitterOutput::Nothing); // filling up to the 20 ms floor
+//! assert!(matches!(jb.poll(t0 + ptime), JitterOutput::Frame(f) if f.seq == 1));
+//! assert_eq!(jb.poll(t0 + 2 * ptime), JitterOutput::Lost { samples: 160 });
+//! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -88,7 +101,8 @@ pub struct Frame {
 pub enum JitterOutput {
     /// Decode this frame.
     Frame(Frame),
-    /// Nothing arrived in time: conceal this many samples (RTP timestamp units).
+    /// Nothing to play in time (a lost or late packet, or a frame inserted to grow the delay):
+    /// conceal this many samples (RTP timestamp units).
     Lost {
         /// Samples to conceal, at the RTP clock rate.
         samples: u32,
