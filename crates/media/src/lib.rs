@@ -8,6 +8,8 @@
 
 pub mod codec;
 pub mod dtmf;
+pub mod jitter;
 pub mod level;
 pub mod mixer;
 pub mod quality;
+pub mod resample;
