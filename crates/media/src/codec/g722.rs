@@ -163,10 +163,10 @@ impl Band {
         let step = if dq == 0 { 0 } else { 128 };
         let sgd = dq >> 15;
         let mut bp = [0i32; 7];
-        for i in 1..7 {
-            let wd2 = if self.d[i] >> 15 == sgd { step } else { -step };
-            let wd3 = (self.b[i] * 32640) >> 15;
-            bp[i] = sat16(wd2 + wd3);
+        for ((bp, &d), &b) in bp.iter_mut().zip(&self.d).zip(&self.b).skip(1) {
+            let wd2 = if d >> 15 == sgd { step } else { -step };
+            let wd3 = (b * 32640) >> 15;
+            *bp = sat16(wd2 + wd3);
         }
 
         // DELAYA
@@ -313,7 +313,7 @@ impl AudioEncoder for G722Encoder {
         1
     }
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        if pcm.len() % 2 != 0 {
+        if !pcm.len().is_multiple_of(2) {
             return Err(CodecError::FrameSize(pcm.len()));
         }
         out.reserve(pcm.len() / 2);
