@@ -292,6 +292,40 @@ mod tests {
                     ((seg << 4) | q) as u8,
                     "seg {seg} q {q} lo {lo}"
                 );
+                // One below the decision value is still the previous step.
+                if lo > 0 {
+                    let below = !linear_to_ulaw(((lo << 2) - 1) as i16) & 0x7F;
+                    assert_eq!(below, (((seg << 4) | q) - 1) as u8, "below {lo}");
+                }
+                // Negative samples: the magnitude is the one's complement, -(lo + 1).
+                let neg = linear_to_ulaw((-(lo as i32 + 1) << 2) as i16);
+                assert_eq!(neg, code & 0x7F, "negative seg {seg} q {q}");
+            }
+        }
+    }
+
+    /// The decision values of G.711 table 1a (A-law), in 12-bit magnitude units (16-bit >> 4):
+    /// segments 0 and 1 have steps of 1 from 0 and 16, segment s >= 2 starts at 16·2^(s-1) with
+    /// steps of 2^(s-1).
+    #[test]
+    fn alaw_segments_match_the_recommendation() {
+        for seg in 0..8i32 {
+            let (start, step) = match seg {
+                0 => (0, 1),
+                1 => (16, 1),
+                s => (16 << (s - 1), 1 << (s - 1)),
+            };
+            for q in 0..16 {
+                let lo = start + q * step;
+                let want = ((seg << 4) | q) as u8;
+                let code = linear_to_alaw((lo << 4) as i16);
+                assert_eq!(code ^ 0x55, want | 0x80, "seg {seg} q {q}");
+                if lo > 0 {
+                    let below = (linear_to_alaw(((lo << 4) - 1) as i16) ^ 0x55) & 0x7F;
+                    assert_eq!(below, want - 1, "below {lo}");
+                }
+                let neg = linear_to_alaw((-(lo + 1) << 4) as i16);
+                assert_eq!(neg ^ 0x55, want, "negative seg {seg} q {q}");
             }
         }
     }
