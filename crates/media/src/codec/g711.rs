@@ -4,8 +4,13 @@
 //! is split into eight segments (chords) of 16 steps each, the step doubling from one segment to
 //! the next. µ-law works on 14-bit magnitudes with a bias of 33 and inverts all bits; A-law works
 //! on 13-bit magnitudes and inverts the even bits (XOR 0x55). Both use the decision values and
-//! reconstruction values (the middle of each step) of the recommendation's tables 1a/2a, scaled
-//! to 16-bit PCM. Decoding is table-driven; the tables are computed at compile time.
+//! reconstruction values (the middle of each step) of the recommendation's tables 1 (A-law) and
+//! 2 (µ-law), scaled to 16-bit PCM; negative samples take the one's complement magnitude, as in
+//! the ITU-T reference implementation (G.191). Decoding is table-driven; the tables are computed
+//! at compile time.
+//!
+//! ffmpeg's encoder rounds to the nearest reconstruction value instead, so near some decision
+//! values (segment ends, ties) it picks the adjacent code; decoding is identical.
 
 use super::{AudioDecoder, AudioEncoder, CodecError, CodecKind};
 
@@ -16,12 +21,13 @@ const ULAW_MAX_BIASED: i32 = 0x1FFF;
 
 /// Encodes one 16-bit sample to µ-law. Only the top 14 bits count, as in G.711.
 pub fn linear_to_ulaw(pcm: i16) -> u8 {
-    let x = i32::from(pcm) >> 2; // 14-bit
-                                 // Negative values use the one's complement magnitude, so -1 (14-bit) maps to magnitude 0.
-                                 // The sign bit is 0 for positive values before the final inversion.
+    // 14-bit sample. Negative values use the one's complement magnitude (as the ITU-T reference
+    // implementation does), so -1 maps to magnitude 0. The sign bit is 0 for positive values
+    // before the final inversion.
+    let x = i32::from(pcm) >> 2;
     let (sign, mag) = if x < 0 { (0x80, !x) } else { (0x00, x) };
-    let biased = (mag + ULAW_BIAS).min(ULAW_MAX_BIASED); // 33..=8191
-                                                         // Segment s covers biased magnitudes [32·2^s, 64·2^s).
+    // Biased magnitude, 33..=8191; segment s covers [32·2^s, 64·2^s).
+    let biased = (mag + ULAW_BIAS).min(ULAW_MAX_BIASED);
     let seg = (31 - (biased as u32).leading_zeros()) as i32 - 5;
     let seg = seg.clamp(0, 7);
     let step = (biased >> (seg + 1)) & 0x0F;
@@ -34,8 +40,7 @@ const fn ulaw_expand(code: u8) -> i16 {
     let seg = ((c >> 4) & 0x07) as i32;
     let step = (c & 0x0F) as i32;
     // Reconstruction at the middle of the step, minus the bias, in 14-bit units, then << 2.
-    let biased = ((2 * step + 33) << seg) - ULAW_BIAS;
-    let v = biased << 2;
+    let v = (((2 * step + 33) << seg) - ULAW_BIAS) << 2;
     if c & 0x80 != 0 {
         -v as i16
     } else {
@@ -45,9 +50,11 @@ const fn ulaw_expand(code: u8) -> i16 {
 
 /// Encodes one 16-bit sample to A-law. Only the top 13 bits count, as in G.711.
 pub fn linear_to_alaw(pcm: i16) -> u8 {
-    let x = i32::from(pcm) >> 3; // 13-bit
+    // 13-bit sample, one's complement magnitude for negative values; A-law's sign bit is 1 for
+    // positive values. The 12-bit magnitude (0..=2047) counts in steps of segments 0 and 1.
+    let x = i32::from(pcm) >> 3;
     let (sign, mag) = if x < 0 { (0x00, !x) } else { (0x80, x) };
-    let mag = mag >> 1; // 12-bit magnitude 0..=2047: segment 0 and 1 both have steps of 1 here
+    let mag = mag >> 1;
     let code = if mag < 32 {
         // Segments 0 and 1 share the step size; segment 1 starts at 16.
         mag
@@ -267,7 +274,7 @@ mod tests {
         assert_eq!(linear_to_alaw(-32768), 0x2A);
     }
 
-    /// The decision values of G.711 table 2a (µ-law), in 14-bit units: the first value of each
+    /// The decision values of G.711 table 2 (µ-law), in 14-bit units: the first value of each
     /// segment and its step.
     #[test]
     fn ulaw_segments_match_the_recommendation() {
@@ -304,7 +311,7 @@ mod tests {
         }
     }
 
-    /// The decision values of G.711 table 1a (A-law), in 12-bit magnitude units (16-bit >> 4):
+    /// The decision values of G.711 table 1 (A-law), in 12-bit magnitude units (16-bit >> 4):
     /// segments 0 and 1 have steps of 1 from 0 and 16, segment s >= 2 starts at 16·2^(s-1) with
     /// steps of 2^(s-1).
     #[test]
