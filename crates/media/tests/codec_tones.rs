@@ -111,3 +111,16 @@ fn g722_high_band_tone() {
     assert!(err.abs() <= 1.0, "6 kHz level off by {err:+.2} dB");
     assert!(snr >= 24.0, "6 kHz SNR {snr:.1} dB");
 }
+
+#[test]
+fn constructors() {
+    for kind in [CodecKind::Pcmu, CodecKind::Pcma, CodecKind::G722] {
+        let enc = new_encoder(kind).unwrap();
+        let dec = new_decoder(kind).unwrap();
+        assert_eq!((enc.kind(), dec.kind()), (kind, kind));
+        assert_eq!(enc.sample_rate(), dec.sample_rate());
+        assert_eq!((enc.channels(), dec.channels()), (1, 1));
+    }
+    assert!(new_encoder(CodecKind::Opus).is_err());
+    assert!(new_decoder(CodecKind::Opus).is_err());
+}

@@ -459,6 +459,27 @@ mod tests {
     }
 
     #[test]
+    fn conceal_fades_out_and_decoding_resumes() {
+        let mut enc = G722Encoder::new();
+        let mut dec = G722Decoder::new();
+        let tone: Vec<i16> = (0..640)
+            .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+            .collect();
+        let mut bytes = Vec::new();
+        enc.encode(&tone, &mut bytes).unwrap();
+        let mut out = Vec::new();
+        dec.decode(&bytes, &mut out).unwrap();
+        out.clear();
+        dec.conceal(640, &mut out);
+        assert_eq!(out.len(), 640);
+        assert!(out[..100].iter().any(|&s| s.abs() > 1000));
+        assert!(out[320..].iter().all(|&s| s == 0));
+        out.clear();
+        dec.decode(&bytes[..160], &mut out).unwrap();
+        assert_eq!(out.len(), 320);
+    }
+
+    #[test]
     fn odd_frame_is_refused() {
         let mut enc = G722Encoder::new();
         assert_eq!(
