@@ -13,3 +13,4 @@ pub mod level;
 pub mod mixer;
 pub mod quality;
 pub mod resample;
+pub mod wav;

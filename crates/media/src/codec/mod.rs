@@ -72,3 +72,26 @@ pub trait AudioDecoder: Send {
     /// concealment). Codecs without their own concealment fade the last frame out.
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
 }
+
+pub mod g711;
+pub mod g722;
+
+/// A new encoder for `kind`, or [`CodecError::Unsupported`] for codecs built elsewhere.
+pub fn new_encoder(kind: CodecKind) -> Result<Box<dyn AudioEncoder>, CodecError> {
+    match kind {
+        CodecKind::Pcmu => Ok(Box::new(g711::G711Encoder::new(g711::Law::Mu))),
+        CodecKind::Pcma => Ok(Box::new(g711::G711Encoder::new(g711::Law::A))),
+        CodecKind::G722 => Ok(Box::new(g722::G722Encoder::new())),
+        CodecKind::Opus => Err(CodecError::Unsupported("no opus encoder here")),
+    }
+}
+
+/// A new decoder for `kind`, or [`CodecError::Unsupported`] for codecs built elsewhere.
+pub fn new_decoder(kind: CodecKind) -> Result<Box<dyn AudioDecoder>, CodecError> {
+    match kind {
+        CodecKind::Pcmu => Ok(Box::new(g711::G711Decoder::new(g711::Law::Mu))),
+        CodecKind::Pcma => Ok(Box::new(g711::G711Decoder::new(g711::Law::A))),
+        CodecKind::G722 => Ok(Box::new(g722::G722Decoder::new())),
+        CodecKind::Opus => Err(CodecError::Unsupported("no opus decoder here")),
+    }
+}
