@@ -7,3 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod rtcp;
+pub mod rtp;
+pub mod stats;
