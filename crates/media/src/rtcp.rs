@@ -396,7 +396,7 @@ fn parse_report_blocks(body: &[u8], count: u8) -> Result<(Vec<ReportBlock>, Vec<
     if body.len() < n {
         return Err(RtcpError::Malformed("report blocks past the packet"));
     }
-    if (body.len() - n) % 4 != 0 {
+    if !(body.len() - n).is_multiple_of(4) {
         return Err(RtcpError::Malformed("report extension not 32-bit aligned"));
     }
     let reports = body[..n]
@@ -464,7 +464,7 @@ fn parse_packet(packet_type: u8, count: u8, body: &[u8]) -> Result<RtcpPacket, R
             RtcpPacket::Bye(Bye { sources, reason })
         }
         APP => {
-            if body.len() < 8 || body.len() % 4 != 0 {
+            if body.len() < 8 || !body.len().is_multiple_of(4) {
                 return Err(RtcpError::Malformed("APP length"));
             }
             RtcpPacket::App(App {
@@ -475,7 +475,7 @@ fn parse_packet(packet_type: u8, count: u8, body: &[u8]) -> Result<RtcpPacket, R
             })
         }
         XR => RtcpPacket::ExtendedReport(parse_xr(body)?),
-        _ if body.len() % 4 != 0 => {
+        _ if !body.len().is_multiple_of(4) => {
             return Err(RtcpError::Malformed("body not 32-bit aligned"));
         }
         _ => RtcpPacket::Unknown {
@@ -617,7 +617,7 @@ fn count5(n: usize, what: &'static str) -> Result<u8, RtcpError> {
 }
 
 fn aligned(data: &[u8], what: &'static str) -> Result<(), RtcpError> {
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         Err(RtcpError::Unrepresentable(what))
     } else {
         Ok(())
@@ -703,7 +703,7 @@ impl RtcpPacket {
                     }
                     // At least one null octet, then to the 32-bit boundary (§6.5).
                     out.push(0);
-                    while (out.len() - start) % 4 != 0 {
+                    while !(out.len() - start).is_multiple_of(4) {
                         out.push(0);
                     }
                 }
@@ -717,7 +717,7 @@ impl RtcpPacket {
                         .map_err(|_| RtcpError::Unrepresentable("BYE reason over 255 bytes"))?;
                     out.push(len);
                     out.extend_from_slice(reason);
-                    while (out.len() - start) % 4 != 0 {
+                    while !(out.len() - start).is_multiple_of(4) {
                         out.push(0);
                     }
                 }
