@@ -460,6 +460,10 @@ impl RtpBuilder {
     }
 }
 
+/// How far behind the last packet of the previous source a packet of it may arrive after a switch
+/// and still be taken as late rather than as a switch back (RFC 3550 A.1's `MAX_MISORDER`).
+const MAX_LATE: u16 = 100;
+
 /// How far the timestamp advances across a change of source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampGap {
@@ -502,13 +506,17 @@ struct Sent {
 /// sources (a re-INVITE that restarts the far end's stream, a switch between callers, music on
 /// hold): the outgoing SSRC stays the same, the sequence number goes on by one, and the timestamp
 /// goes on by the [`TimestampGap`]. Within one source, offsets are constant, so reordering and
-/// loss pass through unchanged.
+/// loss pass through unchanged; packets of the previous source still in flight at a switch keep
+/// their old numbers instead of switching back.
 #[derive(Debug, Clone)]
 pub struct StreamRewriter {
     ssrc: u32,
     clock_rate: u32,
     gap: TimestampGap,
     source: Option<Source>,
+    /// The source before the current one, and the last sequence number sent from it, so that
+    /// its packets still in flight at a switch are placed behind it instead of switching back.
+    previous: Option<(Source, u16)>,
     force_switch: bool,
     /// The highest (in RFC 1982 order) packet sent; a switch continues from it.
     last: Option<Sent>,
@@ -523,6 +531,7 @@ impl StreamRewriter {
             clock_rate,
             gap,
             source: None,
+            previous: None,
             force_switch: false,
             last: None,
         }
@@ -541,6 +550,21 @@ impl StreamRewriter {
 
     /// Maps one incoming packet's numbers, received at `now`, to outgoing ones.
     pub fn rewrite(&mut self, now: Instant, ssrc: u32, seq: u16, ts: u32) -> Rewritten {
+        if let (Some((prev, end)), Some(cur)) = (self.previous, self.source) {
+            if prev.ssrc == ssrc && cur.ssrc != ssrc && !self.force_switch {
+                let out_seq = seq.wrapping_add(prev.seq_offset);
+                let behind = end.wrapping_sub(out_seq);
+                if behind < MAX_LATE {
+                    // A straggler of the previous source: its old numbers, nothing changes.
+                    return Rewritten {
+                        ssrc: self.ssrc,
+                        sequence_number: out_seq,
+                        timestamp: ts.wrapping_add(prev.ts_offset),
+                        switched: false,
+                    };
+                }
+            }
+        }
         let switched = match self.source {
             Some(s) => s.ssrc != ssrc || self.force_switch,
             None => true,
@@ -567,6 +591,9 @@ impl StreamRewriter {
                     seq_offset: next_seq.wrapping_sub(seq),
                     ts_offset: next_ts.wrapping_sub(ts),
                 };
+                if let (Some(old), Some(last)) = (self.source, self.last) {
+                    self.previous = Some((old, last.seq));
+                }
                 self.source = Some(s);
                 s
             }
@@ -857,6 +884,33 @@ mod tests {
         assert_eq!(
             (r2.sequence_number, r2.timestamp, r2.switched),
             (13, 1920 + 24_960, false)
+        );
+    }
+
+    #[test]
+    fn rewriter_places_late_packets_of_previous_source() {
+        let t0 = Instant::now();
+        let mut rw = StreamRewriter::new(7, 8000, TimestampGap::Frame(160));
+        rw.rewrite(t0, 1, 10, 1600);
+        rw.rewrite(t0, 1, 12, 1920);
+        let n = rw.rewrite(t0, 2, 500, 0);
+        assert_eq!(
+            (n.sequence_number, n.timestamp, n.switched),
+            (13, 2080, true)
+        );
+        // Packet 11 of the first source arrives late: it keeps its old place.
+        let late = rw.rewrite(t0, 1, 11, 1760);
+        assert_eq!(
+            (late.sequence_number, late.timestamp, late.switched),
+            (11, 1760, false)
+        );
+        let n2 = rw.rewrite(t0, 2, 501, 160);
+        assert_eq!((n2.sequence_number, n2.switched), (14, false));
+        // A packet of the first source that was never sent before the switch is a switch back.
+        let back = rw.rewrite(t0, 1, 13, 2080);
+        assert_eq!(
+            (back.sequence_number, back.timestamp, back.switched),
+            (15, 2400, true)
         );
     }
 
