@@ -13,4 +13,7 @@ pub mod level;
 pub mod mixer;
 pub mod quality;
 pub mod resample;
+pub mod rtcp;
+pub mod rtp;
+pub mod stats;
 pub mod wav;
