@@ -302,15 +302,29 @@ pub fn opus_tags(vendor: &str) -> Vec<u8> {
 
 /// Builds a whole Ogg Opus file from Opus packets (each `samples` per channel at 48 kHz, as
 /// [`crate::codec::opus::packet_samples`] tells), with `head` and an `OpusTags` header.
-pub fn write_opus_file(serial: u32, head: OpusHead, packets: &[(&[u8], usize)]) -> Vec<u8> {
+///
+/// Granule positions count decoded samples including the pre-skip, so a player drops
+/// `head.pre_skip` samples at the start: to keep the whole input, feed the encoder that much
+/// more (e.g. silence) at the end, and pass the input's real length per channel as `length`,
+/// which trims the end (the last page's granule becomes `pre_skip + length`).
+pub fn write_opus_file(
+    serial: u32,
+    head: OpusHead,
+    packets: &[(&[u8], usize)],
+    length: Option<u64>,
+) -> Vec<u8> {
     let mut w = OggWriter::new(serial);
     let mut out = Vec::new();
     w.write_packet(&head.to_bytes(), 0, false, &mut out);
     w.write_packet(&opus_tags("strowger"), 0, packets.is_empty(), &mut out);
-    let mut granule = u64::from(head.pre_skip);
+    let mut granule = 0u64;
     for (i, &(p, samples)) in packets.iter().enumerate() {
         granule += samples as u64;
-        w.write_packet(p, granule, i + 1 == packets.len(), &mut out);
+        let last = i + 1 == packets.len();
+        if let (true, Some(len)) = (last, length) {
+            granule = granule.min(u64::from(head.pre_skip) + len);
+        }
+        w.write_packet(p, granule, last, &mut out);
     }
     out
 }
