@@ -29,6 +29,10 @@ pub enum OggError {
 
 /// CRC-32 as Ogg uses it: polynomial 0x04C11DB7, not reflected, initial value 0, no final XOR.
 pub fn crc32(data: &[u8]) -> u32 {
+    crc32_update(0, data)
+}
+
+fn crc32_update(crc: u32, data: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
         let mut table = [0u32; 256];
         let mut i = 0;
@@ -48,7 +52,7 @@ pub fn crc32(data: &[u8]) -> u32 {
         }
         table
     };
-    data.iter().fold(0u32, |crc, &b| {
+    data.iter().fold(crc, |crc, &b| {
         (crc << 8) ^ TABLE[usize::from((crc >> 24) as u8 ^ b)]
     })
 }
@@ -193,9 +197,9 @@ pub fn read_packets(data: &[u8], limits: ReadLimits) -> Result<Vec<OggPacket>, O
         let body_len: usize = lacing.iter().map(|&l| usize::from(l)).sum();
         let end = pos + 27 + nsegs + body_len;
         let page = data.get(pos..end).ok_or(OggError::BadPage(at))?;
-        let mut check = page.to_vec();
-        check[22..26].fill(0);
-        if crc32(&check) != crc {
+        // The CRC covers the page with its own CRC field taken as zero.
+        let computed = crc32_update(crc32_update(crc32(&page[..22]), &[0; 4]), &page[26..]);
+        if computed != crc {
             return Err(OggError::Crc(at));
         }
         pos = end;
@@ -374,6 +378,21 @@ mod tests {
         // Truncation anywhere is an error, never a panic.
         for cut in [1, 26, 27, 30, file.len() - 1] {
             assert!(read_packets(&file[..cut], ReadLimits::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn other_streams_are_skipped() {
+        let (mut a, mut b) = (OggWriter::new(1), OggWriter::new(2));
+        let mut file = Vec::new();
+        for i in 0..5u8 {
+            a.write_packet(&[i; 300], u64::from(i), i == 4, &mut file);
+            b.write_packet(&[0xEE; 10], u64::from(i), i == 4, &mut file);
+        }
+        let back = read_packets(&file, ReadLimits::default()).unwrap();
+        assert_eq!(back.len(), 5);
+        for (i, p) in back.iter().enumerate() {
+            assert_eq!(p.data, vec![i as u8; 300]);
         }
     }
 

@@ -4,6 +4,11 @@
 //!
 //! Opus is a perceptual codec, so the waveform SNR is far below G.711's; the floors below sit
 //! under what was measured (printed with `cargo test -- --nocapture`), see the constants.
+//!
+//! Measured at the defaults (48 kHz mono, 32 kbit/s VoIP, complexity 10, FEC at 10 %): 1 kHz at
+//! -10 dBFS SNR 27.4 dB (level -0.03 dB, 32.2 kbit/s); chord 440 + 1320 Hz SNR 17.5 dB (levels
+//! -0.05 / -0.03 dB, 29.6 kbit/s). The decoded signal lags the input by the encoder's
+//! look-ahead (312 samples) less 3.
 
 mod common;
 
