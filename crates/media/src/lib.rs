@@ -11,6 +11,7 @@ pub mod dtmf;
 pub mod jitter;
 pub mod level;
 pub mod mixer;
+pub mod ogg;
 pub mod quality;
 pub mod resample;
 pub mod rtcp;

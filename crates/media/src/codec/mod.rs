@@ -75,23 +75,26 @@ pub trait AudioDecoder: Send {
 
 pub mod g711;
 pub mod g722;
+pub mod opus;
 
-/// A new encoder for `kind`, or [`CodecError::Unsupported`] for codecs built elsewhere.
+/// A new encoder for `kind` with its default settings (Opus: [`opus::OpusOptions::default`]).
 pub fn new_encoder(kind: CodecKind) -> Result<Box<dyn AudioEncoder>, CodecError> {
     match kind {
         CodecKind::Pcmu => Ok(Box::new(g711::G711Encoder::new(g711::Law::Mu))),
         CodecKind::Pcma => Ok(Box::new(g711::G711Encoder::new(g711::Law::A))),
         CodecKind::G722 => Ok(Box::new(g722::G722Encoder::new())),
-        CodecKind::Opus => Err(CodecError::Unsupported("no opus encoder here")),
+        CodecKind::Opus => Ok(Box::new(opus::OpusEncoder::new(
+            opus::OpusOptions::default(),
+        )?)),
     }
 }
 
-/// A new decoder for `kind`, or [`CodecError::Unsupported`] for codecs built elsewhere.
+/// A new decoder for `kind` (Opus: 48 kHz mono).
 pub fn new_decoder(kind: CodecKind) -> Result<Box<dyn AudioDecoder>, CodecError> {
     match kind {
         CodecKind::Pcmu => Ok(Box::new(g711::G711Decoder::new(g711::Law::Mu))),
         CodecKind::Pcma => Ok(Box::new(g711::G711Decoder::new(g711::Law::A))),
         CodecKind::G722 => Ok(Box::new(g722::G722Decoder::new())),
-        CodecKind::Opus => Err(CodecError::Unsupported("no opus decoder here")),
+        CodecKind::Opus => Ok(Box::new(opus::OpusDecoder::new(1)?)),
     }
 }
