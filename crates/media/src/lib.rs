@@ -12,6 +12,7 @@ pub mod jitter;
 pub mod level;
 pub mod mixer;
 pub mod ogg;
+pub mod pipeline;
 pub mod quality;
 pub mod resample;
 pub mod rtcp;

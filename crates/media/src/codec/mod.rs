@@ -73,6 +73,7 @@ pub trait AudioDecoder: Send {
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>);
 }
 
+pub mod cn;
 pub mod g711;
 pub mod g722;
 pub mod opus;
