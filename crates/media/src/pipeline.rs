@@ -485,7 +485,7 @@ impl Transcoder {
             && self.delays.len() == SLOPE_POLLS
             && self.delay_trend() < -SLOPE_MIN_MS
             && delay < target + SKIP_MARGIN_MS
-            && self.fifo.len() >= self.in_frame_out + self.out_frame
+            && self.fifo.len() >= self.in_frame_out.max(self.out_frame) + self.out_frame / 4
         {
             self.stats.skipped_polls += 1;
             self.delays.clear();

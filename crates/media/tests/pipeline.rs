@@ -5,7 +5,7 @@
 //! -10 dBFS and a 440 + 1320 Hz chord at 2 × -16 dBFS with 20 ms on both sides: frequencies
 //! within 1 %, levels within 1 dB, SNR (tone components fitted by least squares, everything
 //! else counted as noise, so codec and resampler delays do not matter) above a floor per pair;
-//! see `snr_floor` for the measured table. Reframing between 10, 30 and 60 ms, loss and jitter,
+//! see `snr_floor` for the measured table (G.711/G.722 pairs 32–44 dB, Opus pairs 31–38 dB). Reframing between 10, 30 and 60 ms, loss and jitter,
 //! a drifting sender clock and a comfort-noise silence have their own tests.
 
 mod common;
@@ -284,12 +284,44 @@ fn transcode_tones(s: &Scenario, parts: &[(f64, f64)], secs: f64) -> f64 {
     snr
 }
 
-/// SNR floors, a few dB under what was measured (tone / chord, 20 ms both sides):
+/// SNR floors per pair, 3 dB under the lower of the two measured figures (1 kHz at -10 dBFS /
+/// 440 + 1320 Hz chord at 2 × -16 dBFS, 20 ms both sides, jitter-free network):
+///
+/// | in \ out | PCMU        | PCMA        | G722        | Opus        |
+/// |----------|-------------|-------------|-------------|-------------|
+/// | PCMU     | 44.1 / 39.9 | 41.3 / 39.3 | 42.5 / 38.3 | 36.4 / 32.8 |
+/// | PCMA     | 44.1 / 37.0 | 41.3 / 39.1 | 40.4 / 37.5 | 37.7 / 31.4 |
+/// | G722     | 32.4 / 38.1 | 42.8 / 36.9 | 44.4 / 38.7 | 38.1 / 32.6 |
+/// | Opus     | 36.6 / 32.6 | 35.9 / 32.7 | 38.5 / 33.8 | 37.4 / 31.0 |
+///
+/// G.711 on both ends stays at the companding limit (37–44 dB), G.722 adds little; Opus at its
+/// default 32 kbit/s is perceptual, so its pairs are 5–8 dB lower (31–38 dB). G.722 → PCMU on the
+/// 1 kHz tone (exactly 8 samples a period at 8 kHz) is the outlier: its µ-law error is periodic
+/// and lands in harmonics instead of spreading as noise.
+///
+/// Reframing (1 kHz tone): PCMA 10 → G722 30 ms 40.4 dB, G722 60 → PCMU 10 ms 32.4 dB,
+/// PCMU 30 → PCMA 60 ms 41.3 dB, Opus 20 → PCMA 60 ms 35.4 dB, PCMU 30 → Opus 60 ms 28.3 dB,
+/// Opus 60 → Opus 10 ms 25.9 dB (Opus at 10 ms frames spends more of its bits on overhead).
 fn snr_floor(input: CodecKind, output: CodecKind) -> f64 {
-    match (input, output) {
-        (Opus, _) | (_, Opus) => 15.0,
-        _ => 30.0,
-    }
+    let measured = match (input, output) {
+        (Pcmu, Pcmu) => 39.9,
+        (Pcmu, Pcma) => 39.3,
+        (Pcmu, G722) => 38.3,
+        (Pcmu, Opus) => 32.8,
+        (Pcma, Pcmu) => 37.0,
+        (Pcma, Pcma) => 39.1,
+        (Pcma, G722) => 37.5,
+        (Pcma, Opus) => 31.4,
+        (G722, Pcmu) => 32.4,
+        (G722, Pcma) => 36.9,
+        (G722, G722) => 38.7,
+        (G722, Opus) => 32.6,
+        (Opus, Pcmu) => 32.6,
+        (Opus, Pcma) => 32.7,
+        (Opus, G722) => 33.8,
+        (Opus, Opus) => 31.0,
+    };
+    measured - 3.0
 }
 
 fn pair(input: CodecKind, output: CodecKind) {
@@ -355,7 +387,13 @@ fn reframing_between_ptimes() {
         };
         let snr = transcode_tones(&s, ONE_K, secs);
         println!("SNR {input} {in_ms} ms → {output} {out_ms} ms: {snr:.1} dB");
-        assert!(snr >= snr_floor(input, output));
+        // Measured 25.9–41.3 dB (see `snr_floor`); Opus at 10 ms frames is the lowest.
+        let floor = if input == Opus || output == Opus {
+            22.0
+        } else {
+            29.0
+        };
+        assert!(snr >= floor, "SNR {snr:.1} dB below {floor}");
     }
 }
 
@@ -451,7 +489,6 @@ fn fast_sender_clock_is_absorbed_by_the_fifo() {
 }
 
 #[test]
-#[ignore = "slow-clock compensation still conceals; being fixed"]
 fn slow_sender_clock_is_absorbed_by_the_fifo() {
     drifting(-0.003);
 }
