@@ -65,8 +65,8 @@ struct Scenario {
     jitter_ms: f64,
     seed: u64,
     /// Replace input frames `[from, to)` (in frames) by a CN packet at the start (and one every
-    /// second) at this level, and no other packets.
-    cn_gap: Option<(usize, usize, u8)>,
+    /// second) at this level, and no other packets; with no level, send nothing (DTX without CN).
+    cn_gap: Option<(usize, usize, Option<u8>)>,
     output_cn: bool,
 }
 
@@ -118,6 +118,7 @@ fn run(s: &Scenario, pcm: &[i16]) -> Outcome {
         enc.encode(chunk, &mut payload).unwrap();
         let (ptype, payload) = match s.cn_gap {
             Some((from, to, lvl)) if (from..to).contains(&i) => {
+                let Some(lvl) = lvl else { continue };
                 if (i - from) % frames_per_sec != 0 {
                     continue;
                 }
@@ -497,7 +498,7 @@ fn cn_gap(output_cn: bool) {
     let mut s = Scenario::new(Pcmu, G722);
     s.output_cn = output_cn;
     // 1 s tone, 2 s CN at -50 dBov, 1 s tone.
-    s.cn_gap = Some((50, 150, 50));
+    s.cn_gap = Some((50, 150, Some(50)));
     let input = tones(8000, 4.0, ONE_K);
     let o = run(&s, &input);
     println!(
@@ -547,4 +548,56 @@ fn comfort_noise_silence_keeps_the_output_going_at_its_level() {
 #[test]
 fn comfort_noise_passes_as_cn_packets_when_the_output_has_cn() {
     cn_gap(true);
+}
+
+#[test]
+fn silence_without_cn_stops_the_output_and_resumes_on_the_wallclock() {
+    let mut s = Scenario::new(Pcma, Pcmu);
+    // 1 s tone, 2 s of nothing, 1 s tone.
+    s.cn_gap = Some((50, 150, None));
+    let input = tones(8000, 4.0, ONE_K);
+    let o = run(&s, &input);
+    println!("silence: {} packets; {:?}", o.packets.len(), o.stats);
+    // Sequence numbers stay continuous; the timestamp jumps by the pause.
+    let resumed = o
+        .packets
+        .windows(2)
+        .position(|w| w[1].3.wrapping_sub(w[0].3) != 160)
+        .expect("a pause")
+        + 1;
+    for w in o.packets.windows(2) {
+        assert_eq!(w[1].2, w[0].2.wrapping_add(1));
+    }
+    let (before, after) = (&o.packets[resumed - 1], &o.packets[resumed]);
+    let jump = after.3.wrapping_sub(before.3);
+    println!("timestamp jump {jump} ({} ms)", jump / 8);
+    // The pause is 2 s less the 200 ms the jitter buffer conceals, give or take buffering.
+    assert!((13_600..=15_200).contains(&jump), "jump {jump}");
+    assert!(after.1, "marker on the first packet after the pause");
+    assert!(o.packets.iter().filter(|p| p.1).count() == 2);
+    assert_eq!(o.stats.underruns, 0);
+    // The talkspurt after the pause carries the tone.
+    let mut dec = new_decoder(Pcmu).unwrap();
+    let mut pcm = Vec::new();
+    for p in &o.packets[resumed + 5..o.packets.len() - 15] {
+        dec.decode(&p.4, &mut pcm).unwrap();
+    }
+    check_tones("after pause", &pcm, 8000, ONE_K);
+}
+
+#[test]
+fn other_payload_types_and_garbage_are_ignored() {
+    let cfg = TranscoderConfig::new(Pcmu, 0, Pcma, 8);
+    let mut tc = Transcoder::new(cfg).unwrap();
+    let t0 = Instant::now();
+    assert!(tc.push_rtp(t0, &[1, 2, 3]).is_err());
+    let dtmf = RtpBuilder {
+        payload_type: 101,
+        payload: vec![1, 0, 0, 160],
+        ..RtpBuilder::default()
+    };
+    tc.push_rtp(t0, &dtmf.to_vec().unwrap()).unwrap();
+    assert_eq!(tc.stats().ignored, 2);
+    assert_eq!(tc.stats().packets_in, 0);
+    assert!(tc.poll(t0 + Duration::from_secs(1)).is_none());
 }
