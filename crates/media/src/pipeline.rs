@@ -12,11 +12,15 @@
 //! **Clock drift.** The sender's clock may run a little fast or slow against ours (±0.5 % is
 //! not unusual). The buffer delay then creeps up or down. The transcoder does not let the
 //! jitter buffer skip or conceal whole frames for it: when the delay has grown by a frame it
-//! pulls one extra frame into the FIFO, when it has shrunk to the target it skips one poll, and
-//! the FIFO, whose low-water level is watched against the level it started with, is brought
-//! back by dropping or duplicating a few samples per output frame (at most 0.625 %, at least one per frame), at points of
-//! least local activity (peaks of a tone, quiet moments of speech). Each such frame is counted
-//! in [`TranscoderStats::drift_adjustments`].
+//! pulls one extra frame into the FIFO; when the delay has been falling (over the last
+//! [`SLOPE_POLLS`] polls) and is about to go under the target, it skips one poll. The FIFO's
+//! low-water level (the least it holds before an output frame, over a window) is watched
+//! against the level it started with and brought back by dropping or duplicating a few
+//! samples per output frame (one in 160 at most, at least one), at points of least local
+//! activity (peaks of a tone, quiet moments of speech). Each such frame is counted in
+//! [`TranscoderStats::drift_adjustments`]. The FIFO starts at one output frame plus two input
+//! frames (60 ms at 20/20 ms), which is also the latency the transcoder adds on top of the
+//! jitter buffer.
 //!
 //! **Comfort noise (RFC 3389).** When the input's CN payload type is configured, a CN packet
 //! switches the input to comfort noise at its level: lost and missing frames are filled with
@@ -78,7 +82,7 @@ const SKIP_MARGIN_MS: f64 = 1.0;
 /// slow (0.1 % of a 10 ms frame).
 const SLOPE_MIN_MS: f64 = 0.01;
 /// Polls over which the trend of the buffer delay is measured.
-const SLOPE_POLLS: usize = 50;
+pub const SLOPE_POLLS: usize = 50;
 /// FIFO deviation from its nominal low-water level that starts sample adjustments, in ms.
 const DRIFT_THRESHOLD_MS: f64 = 2.0;
 /// At most one sample in this many is dropped or duplicated per output frame (0.625 %: enough
@@ -134,7 +138,7 @@ pub struct TranscoderConfig {
     pub output_cn_pt: Option<u8>,
     /// Outgoing SSRC.
     pub output_ssrc: u32,
-    /// First outgoing sequence number and timestamp.
+    /// First outgoing sequence number.
     pub output_seq: u16,
     /// First outgoing RTP timestamp.
     pub output_ts: u32,
@@ -201,7 +205,8 @@ pub struct TranscoderStats {
     pub extra_pulls: u64,
     /// Jitter buffer polls skipped because its delay fell to the target.
     pub skipped_polls: u64,
-    /// Frames thrown away because the FIFO was already full (hard bound).
+    /// Samples thrown away: beyond the FIFO's hard bound, or an extra pull while the FIFO was
+    /// already well above its nominal level.
     pub overflow_samples: u64,
     /// Current FIFO level in ms.
     pub fifo_ms: f64,
