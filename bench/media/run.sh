@@ -42,8 +42,8 @@ run_time() {
 # One valgrind run per item; only `mediabench::measured` (the measured frames, nothing of the
 # setup, signal generation or warmup) is counted. Instructions / measured frames.
 CGF=$OUT/callgrind.txt
-cg() { # label count-field cmd-args...
-  local label=$1 field=$2; shift 2
+cg() { # label count-field unit cmd-args...
+  local label=$1 field=$2 unit=$3; shift 3
   local out=/tmp/mediabench-cg.$$.out
   local cmd=(valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='mediabench::measured' "$MB" "$@" --callgrind)
   echo "\$ ${cmd[*]}" >> "$CGF"
@@ -54,7 +54,7 @@ cg() { # label count-field cmd-args...
   n=$(echo "$log" | sed -n "s/.*\"$field\":\([0-9]*\).*/\1/p" | head -n1)
   rm -f "$out"
   printf '%-10s Ir %12s / %6s %s = %10.0f instructions per %s\n' "$label" "$ir" "$n" "$field" \
-    "$(echo "$ir / $n" | bc -l)" "${field#measured_}" | tee -a "$CGF" >&2
+    "$(echo "$ir / $n" | bc -l)" "$unit" | tee -a "$CGF" >&2
   echo >> "$CGF"
 }
 
@@ -62,10 +62,10 @@ run_callgrind() {
   machine > "$CGF"; echo >> "$CGF"
   for item in enc-pcmu dec-pcmu enc-pcma dec-pcma enc-g722 dec-g722 enc-opus dec-opus \
               rs-8-48 rs-48-8 rs-16-48 rs-48-16; do
-    cg "$item" measured_frames codecs --only "$item" --frames 300 --warmup 50
+    cg "$item" measured_frames "20 ms frame" codecs --only "$item" --frames 300 --warmup 50
   done
-  cg call measured_ticks call --seconds 10 --warmup 1
-  cg mixer measured_ticks mixer --participants 50 --speakers 3 --ticks 300 --warmup 50
+  cg call measured_ticks "20 ms tick (both directions)" call --seconds 10 --warmup 1
+  cg mixer measured_ticks "mix tick" mixer --participants 50 --speakers 3 --ticks 300 --warmup 50
 }
 
 case $WHAT in

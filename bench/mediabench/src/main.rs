@@ -153,6 +153,7 @@ fn speech(rate: u32, secs: f32, seed: u64) -> Vec<i16> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
     let sd = seed as f32;
     let mut phase = 0.0f32;
+    let mut env: Vec<f32> = Vec::new();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let t = i as f32 / fs;
@@ -161,17 +162,24 @@ fn speech(rate: u32, secs: f32, seed: u64) -> Vec<i16> {
         if phase >= 1.0 {
             phase -= 1.0;
         }
+        // The pitch moves slowly: refresh the formant weight of each harmonic once per ms.
+        if i % (rate as usize / 1000).max(1) == 0 {
+            env.clear();
+            let mut h = 1;
+            while (h as f32) * f0 < nyq.min(4000.0) {
+                let f = h as f32 * f0;
+                let e: f32 = formants
+                    .iter()
+                    .map(|&(c, w)| (-((f - c) / w).powi(2)).exp())
+                    .sum::<f32>()
+                    + 0.05;
+                env.push(e / h as f32);
+                h += 1;
+            }
+        }
         let mut v = 0.0f32;
-        let mut h = 1;
-        while (h as f32) * f0 < nyq.min(4000.0) {
-            let f = h as f32 * f0;
-            let env: f32 = formants
-                .iter()
-                .map(|&(c, w)| (-((f - c) / w).powi(2)).exp())
-                .sum::<f32>()
-                + 0.05;
-            v += env / h as f32 * (2.0 * std::f32::consts::PI * h as f32 * phase).sin();
-            h += 1;
+        for (k, e) in env.iter().enumerate() {
+            v += e * (2.0 * std::f32::consts::PI * (k + 1) as f32 * phase).sin();
         }
         // Syllables at ~4 Hz, and a pause of 0.4 s every 3 s.
         let syl = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * (4.0 + 0.3 * sd) * t).sin();
@@ -513,15 +521,20 @@ fn mixer(participants: usize, speakers: usize, ticks: usize, warmup: usize, call
     m.set_max_speakers(speakers);
     // Each participant has its own signal; a third of them at a low level, a few silent (muted
     // microphone sending nothing), so the ranking has real work to do.
+    // Ten distinct voices of 2 s (generating 50 is slow under valgrind); participant p speaks
+    // voice p % 10 at its own frame offset and gain.
+    let voices: Vec<Vec<i16>> = (0..10).map(|v| speech(48_000, 2.0, 10 + v)).collect();
     let signals: Vec<Vec<i16>> = (0..participants)
         .map(|p| {
-            let s = speech(48_000, 2.0, 10 + p as u64);
             let gain = match p % 3 {
                 0 => 1.0,
                 1 => 0.5,
                 _ => 0.05,
             };
-            s.iter().map(|&x| (f32::from(x) * gain) as i16).collect()
+            voices[p % voices.len()]
+                .iter()
+                .map(|&x| (f32::from(x) * gain) as i16)
+                .collect()
         })
         .collect();
     for p in 0..participants {
