@@ -2,8 +2,7 @@
 //! written out in the text exposition format on `/metrics`.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use crate::media::SfuStats;
 
@@ -78,7 +77,9 @@ pub struct Metrics {
     pub rooms_created: Counter,
     errors: [Counter; ERROR_CODES.len()],
     call_ends: [Counter; CALL_END_REASONS.len()],
-    sfu_gauges: Mutex<(usize, usize, usize)>,
+    /// Rooms, participants, tracks: written by the media task on every turn of its loop, so
+    /// plain atomics rather than a lock.
+    sfu_gauges: [AtomicUsize; 3],
 }
 
 impl Metrics {
@@ -96,9 +97,9 @@ impl Metrics {
 
     /// Latest rooms/participants/tracks, set by the media task after each turn of its loop.
     pub fn set_sfu_gauges(&self, g: (usize, usize, usize)) {
-        if let Ok(mut x) = self.sfu_gauges.try_lock() {
-            *x = g;
-        }
+        self.sfu_gauges[0].store(g.0, Ordering::Relaxed);
+        self.sfu_gauges[1].store(g.1, Ordering::Relaxed);
+        self.sfu_gauges[2].store(g.2, Ordering::Relaxed);
     }
 
     /// The exposition text. `sfu` is a fresh snapshot from the media task when it answered.
@@ -121,7 +122,11 @@ impl Metrics {
         );
         let (rooms, parts, tracks) = match sfu {
             Some(s) => (s.rooms, s.participants, s.tracks),
-            None => self.sfu_gauges.lock().map(|g| *g).unwrap_or_default(),
+            None => (
+                self.sfu_gauges[0].load(Ordering::Relaxed),
+                self.sfu_gauges[1].load(Ordering::Relaxed),
+                self.sfu_gauges[2].load(Ordering::Relaxed),
+            ),
         };
         gauge(&mut o, "strowger_rooms", "Open rooms.", rooms as i64);
         gauge(

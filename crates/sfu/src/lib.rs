@@ -573,6 +573,8 @@ struct Participant {
     /// The last subscriber offer sent, to send again after a reconnect.
     last_offer: Option<Notice>,
     estimate_bps: u64,
+    /// The bitrate TWCC was last told to probe towards.
+    desired_bps: u64,
 }
 
 enum Work {
@@ -812,6 +814,7 @@ impl Sfu {
                 sub_negotiate: false,
                 last_offer: None,
                 estimate_bps: self.cfg.initial_estimate_bps,
+                desired_bps: 0,
             },
         );
         let r = self.rooms.get_mut(room).expect("room exists");
@@ -1902,9 +1905,17 @@ impl Sfu {
             }
         }
         // Let TWCC probe up to what we would send with no limit.
-        let desired = Bitrate::bps(desired_bps.max(300_000));
-        p.subscriber.rtc.bwe().set_bitrate(Bitrate::bps(0), desired);
-        self.drain(now, (id, Role::Subscriber));
+        // Only when it changed: this runs every tick for every participant, and each call is a
+        // mutation that must be followed by a drain.
+        let desired_bps = desired_bps.max(300_000);
+        if p.desired_bps != desired_bps {
+            p.desired_bps = desired_bps;
+            p.subscriber
+                .rtc
+                .bwe()
+                .set_bitrate(Bitrate::bps(0), Bitrate::bps(desired_bps));
+            self.drain(now, (id, Role::Subscriber));
+        }
         for (t, rid) in wanted {
             self.request_keyframe(now, t, rid);
         }
