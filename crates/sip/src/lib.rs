@@ -1,0 +1,20 @@
+//! The sans-IO SIP protocol core of Strowger.
+//!
+//! Messages (parse and serialize, RFC 3261 §7, §20, §25), URIs, typed views of the headers that
+//! routing needs, transactions (§17 with RFC 6026), dialogs, digest authentication (RFC 2617 /
+//! RFC 7616) and SDP offer/answer (RFC 3264, RFC 4566).
+//!
+//! No sockets, no tokio, no clock of its own: bytes and the current time come in; messages to
+//! send, events and the next deadline go out. Every parser is bounded and returns an error, never
+//! panics.
+
+#![forbid(unsafe_code)]
+
+pub mod message;
+pub mod text;
+
+pub use message::{
+    frame_len, CSeq, Header, HeaderName, Headers, Host, Limits, Message, Method, NameAddr, Params,
+    ParseError, Request, Response, Scheme, Uri, Via,
+};
+pub use text::Text;
