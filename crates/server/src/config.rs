@@ -26,6 +26,7 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub calls: CallsConfig,
     pub signal: SignalConfig,
+    pub sip: SipConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -115,6 +116,7 @@ impl Default for Config {
             rooms: RoomsConfig::default(),
             calls: CallsConfig::default(),
             signal: SignalConfig::default(),
+            sip: SipConfig::default(),
         }
     }
 }
@@ -179,6 +181,97 @@ impl Default for SignalConfig {
             max_sessions: 10_000,
             rate_per_sec: 50,
             rate_burst: 100,
+        }
+    }
+}
+
+/// SIP: transports, registrar, call control, protection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP and TCP listen address. Empty disables SIP.
+    pub listen: String,
+    /// Address written into Via, Contact and Record-Route and SDP when `listen` is a wildcard
+    /// (the public IP behind NAT). Empty: the local address that routes to the peer.
+    pub public_ip: String,
+    /// Domains served besides the server's own addresses (an AoR `sip:alice@example.com` is local
+    /// when `example.com` is listed).
+    pub domains: Vec<String>,
+    /// Digest realm. Users' stored hashes depend on it: changing it requires new passwords.
+    pub realm: String,
+    /// Retransmission timer T1, milliseconds (RFC 3261 §17).
+    pub t1_ms: u64,
+    /// Timer T2, milliseconds.
+    pub t2_ms: u64,
+    /// Timer T4, milliseconds.
+    pub t4_ms: u64,
+    /// Shortest registration accepted, seconds (shorter gets 423 with Min-Expires).
+    pub min_expires_secs: u32,
+    /// Longest registration granted, seconds (longer is shortened).
+    pub max_expires_secs: u32,
+    /// Registration time when the REGISTER names none, seconds.
+    pub default_expires_secs: u32,
+    /// Contacts kept per address of record.
+    pub max_contacts_per_user: usize,
+    /// An unanswered call is cancelled after this long, seconds (the caller gets 480).
+    pub no_answer_timeout_secs: u64,
+    /// Session refresh interval offered and accepted (RFC 4028), seconds; 0 disables session timers.
+    pub session_expires_secs: u32,
+    /// Smallest session interval accepted (RFC 4028 Min-SE), seconds.
+    pub min_se_secs: u32,
+    /// Largest SIP message accepted, bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent calls; more get 503.
+    pub max_calls: usize,
+    /// Requests per second accepted from one source IP on average; 0 disables the limit.
+    pub rate_per_sec: u32,
+    /// Burst of requests above the average.
+    pub rate_burst: u32,
+    /// Failed authentications from one IP within `ban_window_secs` that ban it.
+    pub ban_after_failures: u32,
+    /// Window over which authentication failures are counted, seconds.
+    pub ban_window_secs: u64,
+    /// How long a banned IP is ignored, seconds.
+    pub ban_secs: u64,
+    /// Sources never rate limited or banned (IPs).
+    pub trusted_ips: Vec<IpAddr>,
+    /// Open TCP connections at once.
+    pub max_connections: usize,
+    /// A TCP connection idle this long is closed, seconds (clients keep it with CRLF pings).
+    pub connection_idle_secs: u64,
+    /// Media between two endpoints that are not behind NAT goes direct instead of through the
+    /// relay. Off by default: anchoring is what recording, billing and topology hiding need.
+    pub direct_media: bool,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: "0.0.0.0:5060".into(),
+            public_ip: String::new(),
+            domains: Vec::new(),
+            realm: "strowger".into(),
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            min_expires_secs: 60,
+            max_expires_secs: 7200,
+            default_expires_secs: 3600,
+            max_contacts_per_user: 10,
+            no_answer_timeout_secs: 60,
+            session_expires_secs: 1800,
+            min_se_secs: 90,
+            max_message_bytes: 65_535,
+            max_calls: 10_000,
+            rate_per_sec: 200,
+            rate_burst: 400,
+            ban_after_failures: 10,
+            ban_window_secs: 60,
+            ban_secs: 600,
+            trusted_ips: Vec::new(),
+            max_connections: 10_000,
+            connection_idle_secs: 300,
+            direct_media: false,
         }
     }
 }
@@ -278,6 +371,44 @@ impl Config {
         }
         if self.signal.rate_per_sec == 0 {
             return bad("signal.rate_per_sec", "must be at least 1");
+        }
+        let sip = &self.sip;
+        if !sip.listen.is_empty() && sip.listen.parse::<SocketAddr>().is_err() {
+            return bad("sip.listen", "must be an address such as 0.0.0.0:5060, or empty");
+        }
+        if !sip.public_ip.is_empty() && sip.public_ip.parse::<IpAddr>().is_err() {
+            return bad("sip.public_ip", "must be an IP address, or empty");
+        }
+        if sip.t1_ms == 0 || sip.t2_ms < sip.t1_ms || sip.t4_ms == 0 {
+            return bad("sip.t1_ms", "need t1_ms > 0, t2_ms >= t1_ms, t4_ms > 0");
+        }
+        if sip.min_expires_secs == 0
+            || sip.max_expires_secs < sip.min_expires_secs
+            || sip.default_expires_secs < sip.min_expires_secs
+            || sip.default_expires_secs > sip.max_expires_secs
+        {
+            return bad(
+                "sip.min_expires_secs",
+                "need 0 < min_expires_secs <= default_expires_secs <= max_expires_secs",
+            );
+        }
+        if sip.max_message_bytes < 1500 || sip.max_message_bytes > 1 << 20 {
+            return bad("sip.max_message_bytes", "must be between 1500 and 1048576");
+        }
+        if sip.session_expires_secs != 0 && sip.session_expires_secs < sip.min_se_secs {
+            return bad("sip.session_expires_secs", "must be 0 or at least sip.min_se_secs");
+        }
+        if sip.min_se_secs < 90 {
+            return bad("sip.min_se_secs", "must be at least 90 (RFC 4028)");
+        }
+        if sip.no_answer_timeout_secs == 0 {
+            return bad("sip.no_answer_timeout_secs", "must be at least 1");
+        }
+        if sip.max_contacts_per_user == 0 {
+            return bad("sip.max_contacts_per_user", "must be at least 1");
+        }
+        if sip.realm.is_empty() || sip.realm.contains('"') {
+            return bad("sip.realm", "must be non-empty and contain no quote");
         }
         Ok(())
     }
