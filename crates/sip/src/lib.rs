@@ -10,8 +10,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dialog;
 pub mod message;
 pub mod text;
+pub mod transaction;
 
 pub use message::{
     frame_len, CSeq, Header, HeaderName, Headers, Host, Limits, Message, Method, NameAddr, Params,
