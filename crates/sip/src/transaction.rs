@@ -892,9 +892,10 @@ impl TransactionLayer {
                 (Message::Request(tx.request.clone()), tx.interval * 2)
             }
             // Timer E: doubles up to T2; in Proceeding, every T2.
-            (TxKind::NonInviteClient, TxState::Trying) => {
-                (Message::Request(tx.request.clone()), (tx.interval * 2).min(t2))
-            }
+            (TxKind::NonInviteClient, TxState::Trying) => (
+                Message::Request(tx.request.clone()),
+                (tx.interval * 2).min(t2),
+            ),
             (TxKind::NonInviteClient, TxState::Proceeding) => {
                 (Message::Request(tx.request.clone()), t2)
             }
