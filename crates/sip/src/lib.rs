@@ -10,8 +10,12 @@
 
 #![forbid(unsafe_code)]
 
+mod fields;
+mod grammar;
 pub mod message;
+mod parse;
 pub mod text;
+mod uri;
 
 pub use message::{
     frame_len, CSeq, Header, HeaderName, Headers, Host, Limits, Message, Method, NameAddr, Params,
