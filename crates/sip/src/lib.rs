@@ -11,9 +11,13 @@
 #![forbid(unsafe_code)]
 
 pub mod dialog;
+mod fields;
+mod grammar;
 pub mod message;
+mod parse;
 pub mod text;
 pub mod transaction;
+mod uri;
 
 pub use message::{
     frame_len, CSeq, Header, HeaderName, Headers, Host, Limits, Message, Method, NameAddr, Params,
