@@ -77,7 +77,7 @@ impl Net {
                         self.wire
                             .push((self.elapsed(), Dir::ToServer, t.msg.clone(), dropped));
                         if !dropped {
-                            match t.msg {
+                            match wire(&t.msg) {
                                 Message::Request(r) => self
                                     .s
                                     .handle_request(self.now, r, self.caddr, self.reliable)
@@ -101,7 +101,7 @@ impl Net {
                         self.wire
                             .push((self.elapsed(), Dir::ToClient, t.msg.clone(), dropped));
                         if !dropped {
-                            match t.msg {
+                            match wire(&t.msg) {
                                 Message::Request(r) => self
                                     .c
                                     .handle_request(self.now, r, self.saddr, self.reliable)
@@ -191,6 +191,12 @@ impl Net {
         self.s.respond(self.now, id, resp).unwrap();
         self.pump();
     }
+}
+
+/// Every delivered message goes through the wire format: serialized and parsed again.
+fn wire(m: &Message) -> Message {
+    let bytes = bytes::Bytes::from(m.to_bytes());
+    Message::parse(bytes, &strowger_sip::Limits::default()).expect("reparse")
 }
 
 fn summary(m: &Message) -> String {
@@ -337,7 +343,8 @@ fn timer_e_every_t2_in_proceeding() {
     );
     assert_eq!(n.times(Dir::ToClient, "100"), ms(&[0, 500, 4500, 8500]));
     assert_eq!(n.server_requests().len(), 1);
-    assert_eq!(n.client_responses(), vec![(id, 100)]);
+    // §17.1.2.2: every provisional response in Proceeding is passed to the TU.
+    assert_eq!(n.client_responses(), vec![(id, 100); 4]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -609,7 +616,7 @@ fn non_invite_provisional_then_final() {
     // Retransmission in Proceeding gets the 100 again.
     assert_eq!(n.times(Dir::ToClient, "100"), ms(&[0, 500]));
     n.respond(sid, 202, "Accepted");
-    assert_eq!(n.client_responses(), vec![(id, 100), (id, 202)]);
+    assert_eq!(n.client_responses(), vec![(id, 100), (id, 100), (id, 202)]);
 }
 
 // ---------------------------------------------------------------------------------------------
