@@ -619,16 +619,12 @@ impl TransactionLayer {
                     self.linger(id, now, d);
                 }
             }
-            (TxKind::InviteClient, TxState::Accepted) => {
-                if (200..300).contains(&status) {
-                    self.out.push_back(Output::Response { id, resp });
-                }
+            (TxKind::InviteClient, TxState::Accepted) if (200..300).contains(&status) => {
+                self.out.push_back(Output::Response { id, resp });
             }
-            (TxKind::InviteClient, TxState::Completed) => {
-                if status >= 300 {
-                    if let Some(ack) = tx.ack.clone() {
-                        self.transmit(id, Message::Request(ack));
-                    }
+            (TxKind::InviteClient, TxState::Completed) if status >= 300 => {
+                if let Some(ack) = tx.ack.clone() {
+                    self.transmit(id, Message::Request(ack));
                 }
             }
             (TxKind::NonInviteClient, TxState::Trying | TxState::Proceeding) => {
