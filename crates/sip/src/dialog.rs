@@ -9,6 +9,7 @@ use crate::message::{
     CSeq, HeaderName, Method, NameAddr, ParseError, Request, Response, Scheme, Uri,
 };
 use crate::text::Text;
+use std::time::{Duration, Instant};
 
 /// Identifies a dialog (§12): Call-ID, local tag, remote tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -445,5 +446,71 @@ impl UacInvite {
             .into_iter()
             .filter(|d| d.state == DialogState::Confirmed)
             .collect()
+    }
+}
+
+/// What [`Retransmit2xx::handle_timeout`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retransmit2xxAction {
+    /// Nothing due yet (or already done).
+    Wait,
+    /// Send the 2xx again (through the INVITE server transaction, which is in `Accepted`).
+    Resend,
+    /// 64·T1 without an ACK (§13.3.1.4): the UAS should end the dialog with a BYE.
+    GiveUp,
+}
+
+/// The UAS core's retransmission of a 2xx to INVITE on an unreliable transport (RFC 3261
+/// §13.3.1.4): T1, doubling up to T2, until the ACK arrives or 64·T1 have passed. Sans-IO: the
+/// owner calls [`Self::handle_timeout`] at [`Self::poll_timeout`].
+#[derive(Debug, Clone)]
+pub struct Retransmit2xx {
+    next: Option<Instant>,
+    interval: Duration,
+    t2: Duration,
+    give_up: Instant,
+}
+
+impl Retransmit2xx {
+    /// Starts when the 2xx is first sent at `now`.
+    pub fn new(now: Instant, t1: Duration, t2: Duration) -> Self {
+        Retransmit2xx {
+            next: Some(now + t1),
+            interval: t1,
+            t2,
+            give_up: now + t1 * 64,
+        }
+    }
+
+    /// The ACK arrived: stop.
+    pub fn ack_received(&mut self) {
+        self.next = None;
+    }
+
+    /// Still waiting for the ACK.
+    pub fn is_active(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// The next instant to call [`Self::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next.map(|n| n.min(self.give_up))
+    }
+
+    /// Runs the timer.
+    pub fn handle_timeout(&mut self, now: Instant) -> Retransmit2xxAction {
+        let Some(next) = self.next else {
+            return Retransmit2xxAction::Wait;
+        };
+        if now >= self.give_up {
+            self.next = None;
+            return Retransmit2xxAction::GiveUp;
+        }
+        if now < next {
+            return Retransmit2xxAction::Wait;
+        }
+        self.interval = (self.interval * 2).min(self.t2);
+        self.next = Some(next + self.interval);
+        Retransmit2xxAction::Resend
     }
 }

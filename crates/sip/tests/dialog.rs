@@ -421,3 +421,38 @@ fn forking_failure_ends_early_dialogs() {
     assert!(f.dialogs.is_empty());
     assert!(f.finish().is_empty());
 }
+
+#[test]
+fn uas_2xx_retransmission_schedule() {
+    use std::time::{Duration, Instant};
+    use strowger_sip::dialog::{Retransmit2xx, Retransmit2xxAction};
+    let t0 = Instant::now();
+    let mut r = Retransmit2xx::new(t0, Duration::from_millis(500), Duration::from_secs(4));
+    let mut sent = vec![];
+    let end = loop {
+        let at = r.poll_timeout().unwrap();
+        match r.handle_timeout(at) {
+            Retransmit2xxAction::Resend => sent.push((at - t0).as_millis()),
+            Retransmit2xxAction::GiveUp => break (at - t0).as_millis(),
+            Retransmit2xxAction::Wait => panic!("woken for nothing"),
+        }
+    };
+    assert_eq!(
+        sent,
+        [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
+    assert_eq!(end, 32000);
+    assert!(!r.is_active());
+    // An ACK stops it.
+    let mut r = Retransmit2xx::new(t0, Duration::from_millis(500), Duration::from_secs(4));
+    assert_eq!(
+        r.handle_timeout(t0 + Duration::from_millis(100)),
+        Retransmit2xxAction::Wait
+    );
+    r.ack_received();
+    assert_eq!(r.poll_timeout(), None);
+    assert_eq!(
+        r.handle_timeout(t0 + Duration::from_secs(60)),
+        Retransmit2xxAction::Wait
+    );
+}

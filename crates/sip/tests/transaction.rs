@@ -924,3 +924,26 @@ fn many_transactions_leave_nothing_behind() {
         .count();
     assert_eq!(ended, 50);
 }
+
+#[test]
+fn malformed_requests_are_refused_and_poll_timeout_is_exact() {
+    let (mut s, t0, from) = server_only();
+    let mut bad = request(Method::Options, Some("z9hG4bKbad"), 1);
+    bad.headers.remove(&HeaderName::CallId);
+    assert!(matches!(
+        s.handle_request(t0, bad, from, false),
+        Err(TxError::Malformed(_))
+    ));
+    assert!(s.is_empty() && s.poll_output().is_none());
+    // Deadlines: first retransmission at T1; a server INVITE schedules its 100 at 200 ms.
+    s.send_request(t0, invite("z9hG4bKpt"), from, false)
+        .unwrap();
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+    s.handle_request(t0, invite("z9hG4bKpt2"), from, false)
+        .unwrap();
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_millis(200)));
+    // Nothing fires early.
+    drain(&mut s);
+    s.handle_timeout(t0 + Duration::from_millis(199));
+    assert!(s.poll_output().is_none());
+}
