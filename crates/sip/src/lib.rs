@@ -13,6 +13,7 @@
 mod fields;
 mod grammar;
 pub mod message;
+pub mod multipart;
 mod parse;
 pub mod text;
 mod uri;
