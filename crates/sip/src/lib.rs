@@ -14,6 +14,7 @@ pub mod dialog;
 mod fields;
 mod grammar;
 pub mod message;
+pub mod multipart;
 mod parse;
 pub mod text;
 pub mod transaction;

@@ -597,9 +597,9 @@ common_accessors!(Request);
 common_accessors!(Response);
 
 impl Request {
-    /// Max-Forwards (None if absent).
+    /// Max-Forwards (None if absent; an error outside 0..=255).
     pub fn max_forwards(&self) -> Result<Option<u32>, ParseError> {
-        crate::parse::number(&self.headers, &HeaderName::MaxForwards, "Max-Forwards")
+        crate::parse::max_forwards(&self.headers)
     }
     /// Every Route value, top first.
     pub fn routes(&self) -> Result<Vec<NameAddr>, ParseError> {
@@ -615,6 +615,9 @@ impl Request {
     }
     /// Checks the mandatory headers of RFC 3261 §8.1.1 (Via, From, To, Call-ID, CSeq whose method
     /// matches the request's, Max-Forwards optional): the status and reason to answer otherwise.
+    /// Also checked: exactly one From, To, Call-ID and CSeq; Contact (`*` only alone with
+    /// `Expires: 0`), Route, Record-Route, Expires, Date (RFC 1123, GMT) parse; no headers in the
+    /// Request-URI. A From, To, Contact or Route URI of an unsupported scheme gives 416.
     pub fn validate(&self) -> Result<(), (u16, &'static str)> {
         crate::parse::validate(self)
     }

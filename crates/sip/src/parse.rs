@@ -51,10 +51,12 @@ fn scan_head(b: &[u8], limits: &Limits) -> R<(usize, usize)> {
     }
 }
 
-/// Rejects control characters (other than HT) in a header-section line.
+/// Rejects a bare CR inside a line (lines end at LF; a CR elsewhere would let two parsers
+/// disagree on where a header ends). Other control characters may legally appear inside
+/// quoted-pairs (RFC 4475 §3.1.1.2) and are left to the typed parsers.
 fn check_line(line: &str) -> R<()> {
-    if line.bytes().any(|c| (c < 0x20 && c != b'\t') || c == 0x7f) {
-        return bad("control character in header");
+    if line.as_bytes().contains(&b'\r') {
+        return bad("CR inside a line");
     }
     Ok(())
 }
@@ -443,10 +445,14 @@ pub(crate) fn content_type(h: &Headers) -> Option<&str> {
     }
 }
 
-pub(crate) fn number(h: &Headers, name: &HeaderName, what: &'static str) -> R<Option<u32>> {
-    match h.get(name) {
+/// Max-Forwards: 1*DIGIT in 0..=255 (§8.1.1.6).
+pub(crate) fn max_forwards(h: &Headers) -> R<Option<u32>> {
+    match h.get(&HeaderName::MaxForwards) {
         None => Ok(None),
-        Some(t) => digits_u32(t).map(Some).ok_or(ParseError::Malformed(what)),
+        Some(t) => match digits_u32(t) {
+            Some(n) if n <= 255 => Ok(Some(n)),
+            _ => bad("Max-Forwards"),
+        },
     }
 }
 
@@ -467,9 +473,46 @@ pub(crate) fn contact_star(h: &Headers) -> bool {
     h.get_all(&HeaderName::Contact).any(|t| trim_ws(t) == "*")
 }
 
+/// Checks an RFC 1123 date as SIP requires it (§20.17): `Sat, 13 Nov 2010 23:29:00 GMT`.
+pub(crate) fn valid_sip_date(s: &str) -> bool {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let Some((day, rest)) = s.split_once(", ") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [dd, mon, year, time, zone] = parts.as_slice() else {
+        return false;
+    };
+    let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|c| c.is_ascii_digit());
+    let t: Vec<&str> = time.split(':').collect();
+    DAYS.contains(&day)
+        && digits(dd, 2)
+        && MONTHS.contains(mon)
+        && digits(year, 4)
+        && t.len() == 3
+        && t.iter().all(|x| digits(x, 2))
+        && *zone == "GMT"
+}
+
+/// The status for a header that does not parse: 416 for a URI of an unsupported scheme, else
+/// 400 with `reason`.
+fn status_of(e: &ParseError, reason: &'static str) -> (u16, &'static str) {
+    match e {
+        ParseError::UnsupportedUriScheme => (416, "Unsupported URI Scheme"),
+        _ => (400, reason),
+    }
+}
+
 pub(crate) fn validate(r: &Request) -> Result<(), (u16, &'static str)> {
     let h = &r.headers;
     let count = |n: HeaderName| h.0.iter().filter(|x| x.name == n).count();
+    // §19.1.1: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+    if !r.uri.headers.is_empty() {
+        return Err((400, "Request-URI with headers"));
+    }
     match vias(h) {
         Ok(v) if v.is_empty() => return Err((400, "Missing Via")),
         Ok(_) => {}
@@ -489,8 +532,8 @@ pub(crate) fn validate(r: &Request) -> Result<(), (u16, &'static str)> {
             1 => {}
             _ => return Err((400, multiple)),
         }
-        if name_addr(h, &n, badv).is_err() {
-            return Err((400, badv));
+        if let Err(e) = name_addr(h, &n, badv) {
+            return Err(status_of(&e, badv));
         }
     }
     match count(HeaderName::CallId) {
@@ -514,7 +557,7 @@ pub(crate) fn validate(r: &Request) -> Result<(), (u16, &'static str)> {
     if count(HeaderName::MaxForwards) > 1 {
         return Err((400, "Multiple Max-Forwards"));
     }
-    if number(h, &HeaderName::MaxForwards, "Max-Forwards").is_err() {
+    if max_forwards(h).is_err() {
         return Err((400, "Bad Max-Forwards"));
     }
     if count(HeaderName::Expires) > 1 || expires(h).is_err() {
@@ -526,14 +569,20 @@ pub(crate) fn validate(r: &Request) -> Result<(), (u16, &'static str)> {
         if fields != 1 || expires(h) != Ok(Some(0)) {
             return Err((400, "Bad Contact *"));
         }
-    } else if name_addr_list(h, &HeaderName::Contact).is_err() {
-        return Err((400, "Bad Contact"));
+    } else if let Err(e) = name_addr_list(h, &HeaderName::Contact) {
+        return Err(status_of(&e, "Bad Contact"));
     }
-    if name_addr_list(h, &HeaderName::Route).is_err() {
-        return Err((400, "Bad Route"));
+    if let Err(e) = name_addr_list(h, &HeaderName::Route) {
+        return Err(status_of(&e, "Bad Route"));
     }
     if name_addr_list(h, &HeaderName::RecordRoute).is_err() {
         return Err((400, "Bad Record-Route"));
+    }
+    let date = HeaderName::Other(Text::from("Date"));
+    match count(date.clone()) {
+        0 => {}
+        1 if h.get(&date).is_some_and(|d| valid_sip_date(d)) => {}
+        _ => return Err((400, "Bad Date")),
     }
     Ok(())
 }

@@ -45,10 +45,24 @@ pub(crate) fn parse_host(base: &Text, s: &str) -> R<Host> {
         let Some(inner) = inner.strip_suffix(']') else {
             return bad("IPv6 reference");
         };
-        return inner
-            .parse::<Ipv6Addr>()
-            .map(Host::V6)
-            .or(bad("IPv6 reference"));
+        if let Ok(a) = inner.parse::<Ipv6Addr>() {
+            return Ok(Host::V6(a));
+        }
+        // RFC 5118 §4.10: the RFC 3261 ABNF admits `2001:db8:::192.0.2.1`; be robust and read it
+        // as `2001:db8::192.0.2.1`.
+        if let Some(i) = inner.find(":::") {
+            let fixed = format!(
+                "{}{}",
+                inner.get(..i + 1).unwrap_or(""),
+                inner.get(i + 2..).unwrap_or("")
+            );
+            if fixed.contains('.') && !fixed.contains(":::") {
+                if let Ok(a) = fixed.parse::<Ipv6Addr>() {
+                    return Ok(Host::V6(a));
+                }
+            }
+        }
+        return bad("IPv6 reference");
     }
     if s.is_empty() {
         return bad("empty host");
