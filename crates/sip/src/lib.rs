@@ -10,8 +10,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dialog;
+mod fields;
+mod grammar;
 pub mod message;
+pub mod multipart;
+mod parse;
 pub mod text;
+pub mod transaction;
+mod uri;
 
 pub use message::{
     frame_len, CSeq, Header, HeaderName, Headers, Host, Limits, Message, Method, NameAddr, Params,

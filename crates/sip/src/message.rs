@@ -28,6 +28,12 @@ pub enum ParseError {
     /// Malformed; the text says where.
     #[error("malformed {0}")]
     Malformed(&'static str),
+    /// A Request-URI (or URI) of a well-formed scheme other than sip, sips and tel (answer 416).
+    #[error("unsupported URI scheme")]
+    UnsupportedUriScheme,
+    /// A SIP-Version other than `SIP/2.0` (answer 505).
+    #[error("unsupported SIP version")]
+    UnsupportedVersion,
 }
 
 impl ParseError {
@@ -36,6 +42,8 @@ impl ParseError {
     pub fn status(&self) -> u16 {
         match self {
             ParseError::TooLarge(_) => 513,
+            ParseError::UnsupportedUriScheme => 416,
+            ParseError::UnsupportedVersion => 505,
             _ => 400,
         }
     }
@@ -343,11 +351,10 @@ impl Headers {
             self.0[i].value = value;
             let mut n = 0;
             self.0.retain(|h| {
-                let keep = h.name != name || {
+                h.name != name || {
                     n += 1;
                     n == 1
-                };
-                keep
+                }
             });
         } else {
             self.0.push(Header { name, value });
@@ -508,7 +515,7 @@ pub enum Message {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parsing and serialization. (Bodies to be written: see the helper brief.)
+// Parsing and serialization (implemented in `parse`, `uri` and `fields`).
 // ---------------------------------------------------------------------------------------------
 
 impl Message {
@@ -516,14 +523,13 @@ impl Message {
     /// Content-Length, the body is that many bytes (more bytes after it: ignored on a datagram;
     /// fewer: error). Without one, the body is the rest of the buffer.
     pub fn parse(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
-        let _ = (buf, limits);
-        todo!()
+        crate::parse::parse_message(buf, limits)
     }
 
     /// Serializes the message; Content-Length is written from the body's length (any
     /// Content-Length header in `headers` is replaced).
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!()
+        crate::parse::serialize(self)
     }
 
     /// The header list.
@@ -540,8 +546,7 @@ impl Message {
 /// own length: `Ok(Some(n))` where the first `n` bytes are only CRLF. A stream message needs a
 /// Content-Length (RFC 3261 §18.3): missing is an error.
 pub fn frame_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ParseError> {
-    let _ = (buf, limits);
-    todo!()
+    crate::parse::frame_len(buf, limits)
 }
 
 /// Accessors shared by requests and responses (each parses the header on demand).
@@ -550,48 +555,40 @@ macro_rules! common_accessors {
         impl $t {
             /// Every Via value, top first.
             pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
-                let _ = self;
-                todo!()
+                crate::parse::vias(&self.headers)
             }
             /// The top Via.
             pub fn via_top(&self) -> Result<Via, ParseError> {
-                let _ = self;
-                todo!()
+                crate::parse::via_top(&self.headers)
             }
             /// From.
             pub fn from(&self) -> Result<NameAddr, ParseError> {
-                let _ = self;
-                todo!()
+                crate::parse::name_addr(&self.headers, &HeaderName::From, "missing From")
             }
             /// To.
             pub fn to(&self) -> Result<NameAddr, ParseError> {
-                let _ = self;
-                todo!()
+                crate::parse::name_addr(&self.headers, &HeaderName::To, "missing To")
             }
             /// Call-ID.
             pub fn call_id(&self) -> Result<&Text, ParseError> {
-                let _ = self;
-                todo!()
+                crate::parse::call_id(&self.headers)
             }
             /// CSeq.
             pub fn cseq(&self) -> Result<CSeq, ParseError> {
-                let _ = self;
-                todo!()
+                crate::parse::cseq(&self.headers)
             }
-            /// Every Contact value (`*` is a Contact whose URI is… see `Request::contact_star`).
+            /// Every Contact value. A `Contact: *` field contributes no value (see
+            /// `Request::contact_star`).
             pub fn contacts(&self) -> Result<Vec<NameAddr>, ParseError> {
-                let _ = self;
-                todo!()
+                crate::parse::name_addr_list(&self.headers, &HeaderName::Contact)
             }
             /// Every Record-Route value, top first.
             pub fn record_routes(&self) -> Result<Vec<NameAddr>, ParseError> {
-                let _ = self;
-                todo!()
+                crate::parse::name_addr_list(&self.headers, &HeaderName::RecordRoute)
             }
             /// Content-Type, trimmed (e.g. `application/sdp`), without parameters.
             pub fn content_type(&self) -> Option<&str> {
-                let _ = self;
-                todo!()
+                crate::parse::content_type(&self.headers)
             }
         }
     };
@@ -600,94 +597,34 @@ common_accessors!(Request);
 common_accessors!(Response);
 
 impl Request {
-    /// Max-Forwards (None if absent).
+    /// Max-Forwards (None if absent; an error outside 0..=255).
     pub fn max_forwards(&self) -> Result<Option<u32>, ParseError> {
-        todo!()
+        crate::parse::max_forwards(&self.headers)
     }
     /// Every Route value, top first.
     pub fn routes(&self) -> Result<Vec<NameAddr>, ParseError> {
-        todo!()
+        crate::parse::name_addr_list(&self.headers, &HeaderName::Route)
     }
     /// `Contact: *` (a REGISTER removing every binding).
     pub fn contact_star(&self) -> bool {
-        todo!()
+        crate::parse::contact_star(&self.headers)
     }
     /// Expires header in seconds.
     pub fn expires(&self) -> Result<Option<u32>, ParseError> {
-        todo!()
+        crate::parse::expires(&self.headers)
     }
     /// Checks the mandatory headers of RFC 3261 §8.1.1 (Via, From, To, Call-ID, CSeq whose method
     /// matches the request's, Max-Forwards optional): the status and reason to answer otherwise.
+    /// Also checked: exactly one From, To, Call-ID and CSeq; Contact (`*` only alone with
+    /// `Expires: 0`), Route, Record-Route, Expires, Date (RFC 1123, GMT) parse; no headers in the
+    /// Request-URI. A From, To, Contact or Route URI of an unsupported scheme gives 416.
     pub fn validate(&self) -> Result<(), (u16, &'static str)> {
-        todo!()
+        crate::parse::validate(self)
     }
     /// A response to this request with Via, From, To, Call-ID and CSeq copied (RFC 3261 §8.2.6).
     /// `to_tag` is added to To when To has no tag yet (never for 100).
     pub fn response(&self, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
-        let _ = (status, reason, to_tag);
-        todo!()
-    }
-}
-
-impl Uri {
-    /// Parses a SIP, SIPS or tel URI.
-    pub fn parse(s: &str) -> Result<Uri, ParseError> {
-        let _ = s;
-        todo!()
-    }
-}
-
-impl fmt::Display for Uri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let _ = f;
-        todo!()
-    }
-}
-
-impl Via {
-    /// Parses a Via field (may hold several comma-separated values).
-    pub fn parse_all(s: &str) -> Result<Vec<Via>, ParseError> {
-        let _ = s;
-        todo!()
-    }
-    /// `host[:port]` as written in sent-by.
-    pub fn sent_by(&self) -> String {
-        todo!()
-    }
-}
-
-impl fmt::Display for Via {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let _ = f;
-        todo!()
-    }
-}
-
-impl NameAddr {
-    /// Parses one name-addr / addr-spec with parameters.
-    pub fn parse(s: &str) -> Result<NameAddr, ParseError> {
-        let _ = s;
-        todo!()
-    }
-    /// Parses a comma-separated list (Contact, Route, Record-Route).
-    pub fn parse_list(s: &str) -> Result<Vec<NameAddr>, ParseError> {
-        let _ = s;
-        todo!()
-    }
-}
-
-impl fmt::Display for NameAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let _ = f;
-        todo!()
-    }
-}
-
-impl CSeq {
-    /// Parses `4711 INVITE`.
-    pub fn parse(s: &str) -> Result<CSeq, ParseError> {
-        let _ = s;
-        todo!()
+        crate::parse::response(self, status, reason, to_tag)
     }
 }
 
