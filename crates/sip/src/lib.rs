@@ -10,7 +10,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod digest;
 pub mod message;
+pub mod sdp;
 pub mod text;
 
 pub use message::{
