@@ -978,9 +978,6 @@ impl SessionDescription {
                     *c = new.clone();
                 }
             }
-            if m.connections.is_empty() && session_hold {
-                m.connections.push(new.clone());
-            }
             m.remove_attributes("rtcp");
         }
     }
@@ -1230,7 +1227,10 @@ fn answer_media(
             if c.fmtp.is_some() {
                 a.fmtp = c.fmtp.clone();
             }
-            if !common.iter().any(|x: &Codec| x.payload_type == a.payload_type) {
+            if !common
+                .iter()
+                .any(|x: &Codec| x.payload_type == a.payload_type)
+            {
                 common.push(a);
             }
         }
@@ -1259,9 +1259,8 @@ fn answer_media(
         m.attributes
             .push(Attribute::new("crypto", chosen.to_string()));
     }
-    match om.ptime().or(caps.ptime) {
-        Some(p) => m.attributes.push(Attribute::new("ptime", p.to_string())),
-        None => {}
+    if let Some(p) = om.ptime().or(caps.ptime) {
+        m.attributes.push(Attribute::new("ptime", p.to_string()));
     }
     if let Some(p) = om.maxptime() {
         m.attributes.push(Attribute::new("maxptime", p.to_string()));
@@ -1292,11 +1291,7 @@ pub fn offer(
     addr: IpAddr,
     streams: &[(&str, u16)],
 ) -> SessionDescription {
-    let proto = caps
-        .protos
-        .first()
-        .map(String::as_str)
-        .unwrap_or("RTP/AVP");
+    let proto = caps.protos.first().map(String::as_str).unwrap_or("RTP/AVP");
     let mut sd = SessionDescription::new(origin, Some(Connection::new(addr)));
     for &(kind, port) in streams.iter().take(MAX_MEDIA) {
         let mut m = Media::new(kind, port, proto);
