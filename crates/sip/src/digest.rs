@@ -713,6 +713,16 @@ impl Verifier {
         self.challenge_with(now, alg, stale)
     }
 
+    /// One challenge per configured algorithm, in configured order, to be sent as several
+    /// `WWW-Authenticate` / `Proxy-Authenticate` headers (RFC 8760 §2.4); a client uses the
+    /// first one whose algorithm it supports.
+    pub fn challenges(&mut self, now: u64, stale: bool) -> Vec<Challenge> {
+        let algs = self.config.algorithms.clone();
+        algs.into_iter()
+            .map(|a| self.challenge_with(now, a, stale))
+            .collect()
+    }
+
     /// A challenge with a fresh nonce for a given algorithm.
     pub fn challenge_with(&mut self, now: u64, alg: Algorithm, stale: bool) -> Challenge {
         Challenge {

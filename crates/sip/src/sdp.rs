@@ -1015,8 +1015,9 @@ fn push_attribute(attrs: &mut Vec<Attribute>, v: &str, n: usize) -> Result<(), S
         return Err(SdpError::TooManyAttributes);
     }
     let a = match v.split_once(':') {
-        Some((name, value)) => Attribute::new(name, value),
-        None => Attribute::flag(v),
+        Some((name, value)) => Attribute::new(name.trim(), value),
+        // Some stacks leave trailing spaces after property attributes.
+        None => Attribute::flag(v.trim()),
     };
     if a.name.is_empty() {
         return Err(syntax(n, "bad attribute name"));
@@ -1138,6 +1139,9 @@ pub struct Capabilities {
     /// Our SRTP keys for `RTP/SAVP` (SDES, RFC 4568), one per suite we support, in preference
     /// order; the tag is chosen in offers and taken from the offer in answers.
     pub crypto: Vec<Crypto>,
+    /// Whether we can multiplex RTP and RTCP on one port (RFC 5761): `a=rtcp-mux` is offered,
+    /// and answered when offered.
+    pub rtcp_mux: bool,
 }
 
 impl Capabilities {
@@ -1150,6 +1154,7 @@ impl Capabilities {
             direction: Direction::SendRecv,
             ptime: None,
             crypto: Vec::new(),
+            rtcp_mux: false,
         }
     }
 
@@ -1265,7 +1270,7 @@ fn answer_media(
     if let Some(p) = om.maxptime() {
         m.attributes.push(Attribute::new("maxptime", p.to_string()));
     }
-    if om.has_attribute("rtcp-mux") {
+    if caps.rtcp_mux && om.has_attribute("rtcp-mux") {
         m.attributes.push(Attribute::flag("rtcp-mux"));
     }
     let offered = offer.media_direction(index);
@@ -1318,6 +1323,9 @@ pub fn offer(
             if let Some(p) = caps.ptime {
                 m.attributes.push(Attribute::new("ptime", p.to_string()));
             }
+        }
+        if caps.rtcp_mux {
+            m.attributes.push(Attribute::flag("rtcp-mux"));
         }
         m.set_direction(caps.direction);
         sd.media.push(m);

@@ -274,6 +274,16 @@ fn verifier_accepts_good_credentials_md5_and_sha256() {
             Verdict::Ok("alice".into())
         );
     }
+    // One challenge per configured algorithm, each usable.
+    let chals = v.challenges(2000, false);
+    assert_eq!(chals.len(), 2);
+    assert_eq!(chals[1].algorithm().unwrap(), Algorithm::Sha256);
+    assert_ne!(chals[0].nonce, chals[1].nonce);
+    let h = login(&chals[1], "secret", URI, 1);
+    assert_eq!(
+        v.verify(&h, "REGISTER", URI, 2000, lookup),
+        Verdict::Ok("alice".into())
+    );
     // Default challenge uses the first configured algorithm.
     assert_eq!(v.challenge(0, false).algorithm().unwrap(), Algorithm::Md5);
 }
@@ -565,4 +575,44 @@ fn random_verifiers_differ() {
         a.verify(&h, "REGISTER", URI, 0, lookup),
         Verdict::Ok("alice".into())
     );
+}
+
+#[test]
+fn truncated_and_mutated_values_never_panic() {
+    let mut v = verifier();
+    let chal = v.challenge(0, false);
+    let good = login(&chal, "secret", URI, 1);
+    let texts = [good.clone(), chal.to_string()];
+    for t in &texts {
+        for cut in 0..=t.len() {
+            let s = &t[..cut];
+            let _ = Challenge::parse(s);
+            if let Ok(c) = Credentials::parse(s) {
+                let _ = Credentials::parse(&c.to_string()).unwrap();
+            }
+            let _ = v.verify(s, "REGISTER", URI, 0, lookup);
+        }
+        let mut seed = 0x9e3779b9u32;
+        for _ in 0..2000 {
+            let mut b = t.clone().into_bytes();
+            for _ in 0..3 {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let i = seed as usize % b.len();
+                b[i] = (seed >> 24) as u8 & 0x7f;
+            }
+            let s = String::from_utf8(b).unwrap();
+            let _ = Challenge::parse(&s);
+            let r = v.verify(&s, "REGISTER", URI, 0, lookup);
+            // A mutated header is never accepted unless the mutation hit nothing that matters.
+            if r == Verdict::Ok("alice".into()) {
+                let c = Credentials::parse(&s).unwrap();
+                assert_eq!(
+                    c.response.to_ascii_lowercase(),
+                    Credentials::parse(&good).unwrap().response
+                );
+            }
+        }
+    }
 }

@@ -107,12 +107,14 @@ fn relay_origin() -> Origin {
 }
 
 fn voice_caps() -> Capabilities {
-    Capabilities::audio(vec![
+    let mut caps = Capabilities::audio(vec![
         Codec::new(8, "PCMA", 8000, 1),
         Codec::new(0, "PCMU", 8000, 1),
         Codec::new(96, "opus", 48000, 2),
         Codec::new(101, "telephone-event", 8000, 1).with_fmtp("0-16"),
-    ])
+    ]);
+    caps.rtcp_mux = true;
+    caps
 }
 
 fn formats(m: &strowger_sip::sdp::Media) -> Vec<&str> {
@@ -211,6 +213,11 @@ fn chrome_like_offer_answered() {
     assert_eq!(a.fmtp("111"), Some("minptime=10;useinbandfec=1"));
     assert_eq!(a.mid(), Some("0"));
     assert!(a.has_attribute("rtcp-mux"));
+    // Without mux support it is not answered.
+    let mut caps = voice_caps();
+    caps.rtcp_mux = false;
+    let ans2 = answer(&sd, &caps, relay_origin(), ip("10.0.0.1"), &[40000, 40002]);
+    assert!(!ans2.media[0].has_attribute("rtcp-mux"));
     assert_eq!(a.direction(), Some(Direction::SendRecv));
     // No video capability: rejected with port 0, same kind and proto, mid kept.
     let v = &ans.media[1];
@@ -708,6 +715,7 @@ fn offer_from_capabilities_and_back() {
     assert!(text.contains("a=fmtp:101 0-16\r\n"));
     assert!(text.contains("a=ptime:20\r\n"));
     assert!(text.contains("a=sendrecv\r\n"));
+    assert!(text.contains("a=rtcp-mux\r\n"));
     // No video codecs: offered disabled.
     assert!(text.contains("m=video 0 RTP/AVP"));
     let parsed = SessionDescription::parse(&text).unwrap();
@@ -783,4 +791,10 @@ fn static_payload_table() {
     assert_eq!(c.len(), 2);
     assert_eq!(c[1].name, "foo");
     assert_eq!(c[1].clock_rate, 16000);
+}
+
+#[test]
+fn trailing_spaces_on_flags_tolerated() {
+    let sd = SessionDescription::parse(&format!("{SIPP_PCMA}a=sendonly  \n")).unwrap();
+    assert_eq!(sd.media_direction(0), Direction::SendOnly);
 }
