@@ -11,11 +11,13 @@
 #![forbid(unsafe_code)]
 
 pub mod dialog;
+pub mod digest;
 mod fields;
 mod grammar;
 pub mod message;
 pub mod multipart;
 mod parse;
+pub mod sdp;
 pub mod text;
 pub mod transaction;
 mod uri;
