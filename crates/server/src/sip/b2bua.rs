@@ -370,7 +370,6 @@ impl Core {
         let via = self.our_via(dest, transport);
         let contact = self.our_contact(dest, transport);
         let sip_ip = self.local_ip_for(dest.ip());
-        let host = self.listen;
         let Some(c) = self.calls.calls.get_mut(&cid) else { return };
         let relay_addr = match &c.relay {
             Some(r) => r.sdp_addr(Leg::B, sip_ip),
@@ -390,7 +389,7 @@ impl Core {
                 scheme: strowger_sip::Scheme::Sip,
                 user: Some(c.caller.clone().into()),
                 password: None,
-                host: super::core::host_of(host.ip(), sip_ip),
+                host: super::core::host_of(sip_ip),
                 port: None,
                 params: Default::default(),
                 headers: Vec::new(),

@@ -489,7 +489,7 @@ impl Core {
     /// A Via for a request we send to `dest` over `transport`, with a fresh branch.
     pub(super) fn our_via(&mut self, dest: SocketAddr, transport: Transport) -> String {
         let ip = self.local_ip_for(dest.ip());
-        let host = Host::from(ip);
+        let host = host_of(ip);
         let branch = format!("{BRANCH_PREFIX}{:016x}", rand::random::<u64>());
         format!(
             "SIP/2.0/{} {}:{};branch={branch};rport",
@@ -506,7 +506,7 @@ impl Core {
             scheme: Scheme::Sip,
             user: Some("strowger".into()),
             password: None,
-            host: Host::from(ip),
+            host: host_of(ip),
             port: Some(self.listen.port()),
             params: Default::default(),
             headers: Vec::new(),
@@ -865,17 +865,13 @@ fn httpdate(t: std::time::SystemTime) -> String {
     format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
 }
 
-impl From<IpAddr> for HostFrom {
-    fn from(ip: IpAddr) -> Self {
-        HostFrom(match ip {
-            IpAddr::V4(a) => Host::V4(a),
-            IpAddr::V6(a) => Host::V6(a),
-        })
+/// The SIP host for an IP address.
+pub(super) fn host_of(ip: IpAddr) -> Host {
+    match ip {
+        IpAddr::V4(a) => Host::V4(a),
+        IpAddr::V6(a) => Host::V6(a),
     }
 }
-
-/// Conversion helper (Host has no From<IpAddr> in the SIP crate).
-pub(super) struct HostFrom(pub Host);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 
 mod b2bua;
 mod core;
+mod sdp;
 pub mod protect;
 pub mod registrar;
 pub mod stats;
