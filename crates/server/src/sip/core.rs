@@ -38,7 +38,10 @@ const MAX_PENDING_LOOKUPS: usize = 10_000;
 #[derive(Clone)]
 pub struct SipHandle {
     pub stats: Arc<SipStats>,
+    /// The UDP/TCP address SIP is bound to (None: SIP is off).
     pub local: Option<SocketAddr>,
+    /// For SIP over WebSocket connections accepted by the HTTP server.
+    pub transports: Option<Transports>,
 }
 
 /// Completions of async work started by the SIP task.
@@ -117,7 +120,11 @@ pub async fn start(
     .await?;
     let local = tp.local();
     let Some(bound) = local else {
-        return Ok(SipHandle { stats, local });
+        return Ok(SipHandle {
+            stats,
+            local,
+            transports: None,
+        });
     };
     let (int_tx, int_rx) = mpsc::channel(4096);
     let mut local_ips: Vec<IpAddr> = if_addrs::get_if_addrs()
@@ -171,8 +178,13 @@ pub async fn start(
         "SIP listening on udp/tcp {bound}, realm \"{}\"",
         core.cfg.realm
     );
+    let transports = Some(core.tp.clone());
     tokio::spawn(core.run(in_rx, int_rx));
-    Ok(SipHandle { stats, local })
+    Ok(SipHandle {
+        stats,
+        local,
+        transports,
+    })
 }
 
 impl Core {

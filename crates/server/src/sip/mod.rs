@@ -12,5 +12,6 @@ pub mod protect;
 pub mod registrar;
 pub mod stats;
 pub mod transport;
+pub mod ws;
 
 pub use self::core::{start, SipHandle};

@@ -225,3 +225,87 @@ impl Location {
         self.aors.values().map(Vec::len).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upd(uri: &str, expires: u32, q: f32) -> ContactUpdate {
+        ContactUpdate {
+            contact: Uri::parse(uri).unwrap(),
+            contact_text: format!("<{uri}>"),
+            q,
+            expires,
+            instance: None,
+        }
+    }
+
+    fn flow() -> Flow {
+        Flow {
+            source: "192.0.2.1:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            conn: None,
+            user_agent: "test".into(),
+        }
+    }
+
+    #[test]
+    fn register_refresh_expire_and_order() {
+        let mut l = Location::new(10);
+        let t0 = Instant::now();
+        let b = l
+            .register(t0, "Alice", "c1", 1, false, vec![upd("sip:alice@192.0.2.1:5060", 60, 0.5)], &flow())
+            .unwrap();
+        assert_eq!(b.len(), 1);
+        // A second device with a higher q comes first in lookups.
+        l.register(t0, "alice", "c2", 1, false, vec![upd("sip:alice@192.0.2.2", 60, 1.0)], &flow())
+            .unwrap();
+        let found = l.lookup(t0, "ALICE");
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].contact.host.to_string(), "192.0.2.2");
+        // Same Call-ID, CSeq not above: 500, nothing changed.
+        assert_eq!(
+            l.register(t0, "alice", "c1", 1, false, vec![upd("sip:alice@192.0.2.1:5060", 0, 1.0)], &flow()),
+            Err(RegisterError::OutOfOrder)
+        );
+        assert_eq!(l.lookup(t0, "alice").len(), 2);
+        // Un-register one contact.
+        l.register(t0, "alice", "c1", 2, false, vec![upd("sip:alice@192.0.2.1:5060", 0, 1.0)], &flow())
+            .unwrap();
+        assert_eq!(l.lookup(t0, "alice").len(), 1);
+        // Expiry.
+        let later = t0 + Duration::from_secs(61);
+        assert!(l.lookup(later, "alice").is_empty());
+        assert_eq!(l.expire(later), 1);
+        assert_eq!(l.bindings(), 0);
+    }
+
+    #[test]
+    fn star_removes_all_and_limit_evicts_oldest() {
+        let mut l = Location::new(2);
+        let t0 = Instant::now();
+        l.register(t0, "bob", "c", 1, false, vec![upd("sip:bob@192.0.2.1", 30, 1.0)], &flow()).unwrap();
+        l.register(t0, "bob", "c", 2, false, vec![upd("sip:bob@192.0.2.2", 60, 1.0)], &flow()).unwrap();
+        l.register(t0, "bob", "c", 3, false, vec![upd("sip:bob@192.0.2.3", 90, 1.0)], &flow()).unwrap();
+        let hosts: Vec<String> = l.lookup(t0, "bob").iter().map(|b| b.contact.host.to_string()).collect();
+        assert_eq!(hosts.len(), 2);
+        assert!(!hosts.contains(&"192.0.2.1".to_string()), "the binding closest to expiry made room");
+        l.register(t0, "bob", "other", 1, true, vec![], &flow()).unwrap();
+        assert!(l.lookup(t0, "bob").is_empty());
+    }
+
+    #[test]
+    fn same_instance_replaces_its_binding() {
+        let mut l = Location::new(10);
+        let t0 = Instant::now();
+        let mut a = upd("sip:carol@192.0.2.1", 60, 1.0);
+        a.instance = Some("<urn:uuid:1>".into());
+        l.register(t0, "carol", "c", 1, false, vec![a], &flow()).unwrap();
+        let mut b = upd("sip:carol@198.51.100.7:4000", 60, 1.0);
+        b.instance = Some("<urn:uuid:1>".into());
+        l.register(t0, "carol", "c", 2, false, vec![b], &flow()).unwrap();
+        let v = l.lookup(t0, "carol");
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].contact.port, Some(4000));
+    }
+}

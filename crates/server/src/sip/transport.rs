@@ -134,6 +134,16 @@ impl Transports {
         Ok(t)
     }
 
+    /// Idle time after which a stream connection is closed.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
+    /// Largest message accepted.
+    pub fn max_message(&self) -> usize {
+        self.limits.max_message
+    }
+
     /// The bound UDP/TCP address.
     pub fn local(&self) -> Option<SocketAddr> {
         self.local
@@ -191,6 +201,23 @@ impl Transports {
                     None => self.stats.send_dropped.inc(),
                 }
             }
+        }
+    }
+
+    /// Sends over whichever stream connection is open to `dest` (TCP or WebSocket), else opens
+    /// a TCP connection.
+    pub fn send_reliable(&self, data: Bytes, dest: SocketAddr) {
+        let t = self.stream_kind(dest);
+        self.send(data, dest, t, None);
+    }
+
+    /// The kind of the stream connection open to `peer` (TCP when none is).
+    pub fn stream_kind(&self, peer: SocketAddr) -> Transport {
+        let table = self.conns.lock().expect("conn table");
+        if table.by_peer.contains_key(&(peer, Transport::Ws)) {
+            Transport::Ws
+        } else {
+            Transport::Tcp
         }
     }
 
