@@ -120,12 +120,12 @@ impl DropReason {
     ];
 
     /// Position in [`DropReason::ALL`].
-    pub fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         self as usize
     }
 
     /// A stable label (metrics).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             DropReason::MalformedRtp => "malformed_rtp",
             DropReason::MalformedRtcp => "malformed_rtcp",

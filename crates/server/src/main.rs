@@ -9,6 +9,7 @@ mod config;
 mod http;
 mod media;
 mod metrics;
+mod relay;
 mod signal;
 
 use std::net::{IpAddr, SocketAddr};
