@@ -14,6 +14,7 @@ pub mod mixer;
 pub mod ogg;
 pub mod pipeline;
 pub mod quality;
+pub mod relay;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;

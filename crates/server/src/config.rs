@@ -27,6 +27,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub signal: SignalConfig,
     pub sip: SipConfig,
+    pub relay: RelayConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +105,26 @@ pub struct SignalConfig {
     pub rate_burst: u32,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Address the RTP relay's media sockets bind to (SIP calls' media).
+    pub bind: IpAddr,
+    /// Address written into SDP for relayed media (the public IP behind NAT). Empty: the bind
+    /// address if specific, else the local address the call's SIP traffic uses.
+    pub public_ip: String,
+    /// Lowest UDP port of the relay's range (each call takes two even/odd RTP/RTCP pairs).
+    pub port_min: u16,
+    /// Highest UDP port of the range.
+    pub port_max: u16,
+    /// A call with no RTP in either direction for this long is reported inactive, seconds.
+    pub rtp_timeout_secs: u64,
+    /// The same for a call on hold, seconds.
+    pub hold_timeout_secs: u64,
+    /// Relayed calls at once.
+    pub max_sessions: usize,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -117,6 +138,7 @@ impl Default for Config {
             calls: CallsConfig::default(),
             signal: SignalConfig::default(),
             sip: SipConfig::default(),
+            relay: RelayConfig::default(),
         }
     }
 }
@@ -272,6 +294,33 @@ impl Default for SipConfig {
             max_connections: 10_000,
             connection_idle_secs: 300,
             direct_media: false,
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            public_ip: String::new(),
+            port_min: 40000,
+            port_max: 49999,
+            rtp_timeout_secs: 60,
+            hold_timeout_secs: 3600,
+            max_sessions: 10_000,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The relay's options (the configuration has been validated).
+    // Used once the SIP B2BUA starts the relay; until then only by tests.
+    #[allow(dead_code)]
+    pub fn options(&self) -> crate::relay::RelayOptions {
+        crate::relay::RelayOptions {
+            bind: self.bind,
+            public_ip: self.public_ip.parse().ok(),
+            port_min: self.port_min,
+            port_max: self.port_max,
+            rtp_timeout: std::time::Duration::from_secs(self.rtp_timeout_secs),
+            hold_timeout: std::time::Duration::from_secs(self.hold_timeout_secs),
+            max_sessions: self.max_sessions,
         }
     }
 }
@@ -409,6 +458,33 @@ impl Config {
         }
         if sip.realm.is_empty() || sip.realm.contains('"') {
             return bad("sip.realm", "must be non-empty and contain no quote");
+        }
+        let r = &self.relay;
+        if !r.public_ip.is_empty() && r.public_ip.parse::<IpAddr>().is_err() {
+            return bad("relay.public_ip", "must be an IP address (or empty)");
+        }
+        if r.port_min < 1024 {
+            return bad("relay.port_min", "must be at least 1024");
+        }
+        // A call takes two even/odd pairs: the range must hold at least four ports from an
+        // even one.
+        if u32::from(r.port_max) < u32::from(r.port_min) + u32::from(r.port_min & 1) + 3 {
+            return bad(
+                "relay.port_max",
+                "must leave room for one call: at least 4 ports from an even relay.port_min",
+            );
+        }
+        if r.rtp_timeout_secs == 0 {
+            return bad("relay.rtp_timeout_secs", "must be at least 1");
+        }
+        if r.hold_timeout_secs < r.rtp_timeout_secs {
+            return bad(
+                "relay.hold_timeout_secs",
+                "must be at least relay.rtp_timeout_secs",
+            );
+        }
+        if r.max_sessions == 0 {
+            return bad("relay.max_sessions", "must be at least 1");
         }
         Ok(())
     }
@@ -580,6 +656,41 @@ mod tests {
             Config::load(None, std::iter::empty(), &["http.listen=nonsense".into()]).unwrap_err();
         assert!(
             e.to_string().contains("listen") || e.to_string().contains("address"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn relay_section() {
+        let c = Config::load(
+            None,
+            vec![("STROWGER_RELAY_PORT_MIN".to_string(), "30000".to_string())].into_iter(),
+            &[
+                "relay.public_ip=192.0.2.7".into(),
+                "relay.port_max=30099".into(),
+            ],
+        )
+        .unwrap();
+        let o = c.relay.options();
+        assert_eq!((o.port_min, o.port_max), (30000, 30099));
+        assert_eq!(o.public_ip, Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(o.rtp_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(Config::default().relay.options().public_ip, None);
+        for (set, key) in [
+            ("relay.public_ip=nope", "relay.public_ip"),
+            ("relay.port_max=40002", "relay.port_max"),
+            ("relay.port_min=80", "relay.port_min"),
+            ("relay.rtp_timeout_secs=0", "relay.rtp_timeout_secs"),
+            ("relay.hold_timeout_secs=5", "relay.hold_timeout_secs"),
+            ("relay.max_sessions=0", "relay.max_sessions"),
+        ] {
+            let e = Config::load(None, std::iter::empty(), &[set.into()]).unwrap_err();
+            assert!(e.to_string().contains(key), "{set}: {e}");
+        }
+        let e =
+            Config::load(None, std::iter::empty(), &["relay.port_max=70000".into()]).unwrap_err();
+        assert!(
+            e.to_string().contains("port_max") || e.to_string().contains("u16"),
             "{e}"
         );
     }

@@ -9,6 +9,8 @@ mod config;
 mod http;
 mod media;
 mod metrics;
+mod relay;
+mod sip;
 mod signal;
 
 use std::net::{IpAddr, SocketAddr};

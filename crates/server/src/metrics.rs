@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use crate::media::SfuStats;
+use crate::relay::{RelayMetrics, DROP_LABELS};
 
 #[derive(Default)]
 pub struct Counter(AtomicU64);
@@ -80,6 +81,8 @@ pub struct Metrics {
     /// Rooms, participants, tracks: written by the media task on every turn of its loop, so
     /// plain atomics rather than a lock.
     sfu_gauges: [AtomicUsize; 3],
+    /// The RTP relay of SIP calls: atomics written by its session tasks.
+    pub relay: std::sync::Arc<RelayMetrics>,
 }
 
 impl Metrics {
@@ -190,6 +193,7 @@ impl Metrics {
                 self.errors[i].get()
             );
         }
+        self.render_relay(&mut o);
         if let Some(s) = sfu {
             let c = &s.counters;
             counter(
@@ -260,6 +264,66 @@ impl Metrics {
         }
         o
     }
+
+    fn render_relay(&self, o: &mut String) {
+        let r = &*self.relay;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "# HELP strowger_relay_sessions RTP relay sessions open (SIP calls).\n# TYPE strowger_relay_sessions gauge\nstrowger_relay_sessions {}",
+            r.sessions.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP strowger_relay_ports UDP ports held by the RTP relay.\n# TYPE strowger_relay_ports gauge\nstrowger_relay_ports {}",
+            r.ports.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(o, "# HELP strowger_relay_packets_total Datagrams relayed, by kind.\n# TYPE strowger_relay_packets_total counter");
+        let _ = writeln!(o, "# HELP strowger_relay_bytes_total Bytes relayed, by kind.\n# TYPE strowger_relay_bytes_total counter");
+        for (i, kind) in ["rtp", "rtcp"].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "strowger_relay_packets_total{{kind=\"{kind}\"}} {}\nstrowger_relay_bytes_total{{kind=\"{kind}\"}} {}",
+                load(&r.packets[i]),
+                load(&r.bytes[i])
+            );
+        }
+        let _ = writeln!(o, "# HELP strowger_relay_dropped_total Datagrams the relay dropped, by reason.\n# TYPE strowger_relay_dropped_total counter");
+        for (i, reason) in DROP_LABELS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "strowger_relay_dropped_total{{reason=\"{reason}\"}} {}",
+                load(&r.dropped[i])
+            );
+        }
+        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(
+            o,
+            "strowger_relay_latches_total",
+            "Relay flows latched to their first source.",
+            load(&r.latches),
+        );
+        counter(
+            o,
+            "strowger_relay_relatches_total",
+            "Relay flows moved to a new source (re-INVITE or a phone changing address).",
+            load(&r.relatches),
+        );
+        counter(
+            o,
+            "strowger_relay_timeouts_total",
+            "Relay sessions reported inactive (no RTP for the timeout).",
+            load(&r.timeouts),
+        );
+        counter(
+            o,
+            "strowger_relay_refused_total",
+            "Relay sessions refused (port range exhausted or max_sessions reached).",
+            load(&r.refused),
+        );
+    }
 }
 
 /// Prometheus label values escape backslash, quote and newline.
@@ -290,5 +354,10 @@ mod tests {
         assert!(t.contains("strowger_calls_ended_total{reason=\"busy\"} 1"));
         assert!(t.contains("strowger_participants 2"));
         assert!(t.contains("strowger_room_participants{room=\"a\\\"b\"} 2"));
+        m.relay.dropped[3].fetch_add(2, Ordering::Relaxed);
+        let t = m.render(None);
+        assert!(t.contains("strowger_relay_dropped_total{reason=\"unlatched_source\"} 2"));
+        assert!(t.contains("strowger_relay_sessions 0"));
+        assert!(t.contains("strowger_relay_packets_total{kind=\"rtcp\"} 0"));
     }
 }
