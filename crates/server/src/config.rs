@@ -294,6 +294,10 @@ impl Default for SipConfig {
             max_connections: 10_000,
             connection_idle_secs: 300,
             direct_media: false,
+        }
+    }
+}
+
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
@@ -310,8 +314,6 @@ impl Default for RelayConfig {
 
 impl RelayConfig {
     /// The relay's options (the configuration has been validated).
-    // Used once the SIP B2BUA starts the relay; until then only by tests.
-    #[allow(dead_code)]
     pub fn options(&self) -> crate::relay::RelayOptions {
         crate::relay::RelayOptions {
             bind: self.bind,

@@ -27,6 +27,7 @@ use crate::signal::proto::ProtoError;
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    pub sip: crate::sip::SipHandle,
     pub cfg: Arc<Config>,
     pub key: Arc<ApiKey>,
     pub hub: mpsc::Sender<HubMsg>,
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/ws", get(ws))
+        .route("/sip", get(sip_ws))
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/rooms", get(list_rooms).post(create_room))
         .route("/api/v1/rooms/{name}", get(get_room).delete(delete_room))
@@ -79,6 +81,23 @@ async fn ws(State(s): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
         .max_message_size(max * 2)
         .max_frame_size(max * 2)
         .on_upgrade(move |sock| crate::signal::ws::serve(sock, s))
+}
+
+/// SIP over WebSocket (RFC 7118): the `sip` subprotocol on `/sip`.
+async fn sip_ws(
+    State(s): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(tp) = s.sip.transports.clone() else {
+        return (StatusCode::NOT_FOUND, "SIP is disabled\n").into_response();
+    };
+    let max = s.cfg.sip.max_message_bytes;
+    upgrade
+        .protocols(["sip"])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |sock| crate::sip::ws::serve(sock, peer, tp))
 }
 
 // ------------------------------------------------------------------ REST API

@@ -353,8 +353,15 @@ async fn run(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot use the WebRTC UDP socket: {e}"))?;
     let _ = media_tx.send(media.clone());
 
+    let store = open_store(&cfg).await?;
+    let relay = relay::Relay::new(cfg.relay.options(), metrics.relay.clone());
+    let sip = sip::start(cfg.sip.clone(), store.clone(), relay, metrics.sip.clone())
+        .await
+        .map_err(|e| format!("cannot bind SIP {}: {e}", cfg.sip.listen))?;
+
     let ready = Arc::new(AtomicBool::new(false));
     let state = http::AppState {
+        sip,
         cfg: cfg.clone(),
         key: Arc::new(key.clone()),
         hub,
@@ -366,7 +373,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind HTTP {}: {e}", cfg.http.listen))?;
     let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(http = %http_addr, rtc = %rtc_addr, "strowger listening");
+    tracing::info!(http = %http_addr, rtc = %rtc_addr, sip = ?state.sip.local, "strowger listening");
     ready.store(true, Ordering::Relaxed);
 
     if dev {
@@ -393,7 +400,10 @@ async fn run(cfg: Config) -> Result<(), String> {
     }
 
     let app = http::router(state);
-    axum::serve(listener, app)
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             ready.store(false, Ordering::Relaxed);
@@ -401,6 +411,16 @@ async fn run(cfg: Config) -> Result<(), String> {
         })
         .await
         .map_err(|e| format!("HTTP server failed: {e}"))
+}
+
+/// Opens the database (creating it and applying migrations).
+async fn open_store(cfg: &Config) -> Result<strowger_store::Store, String> {
+    let location = cfg.data_dir.join("strowger.db").to_string_lossy().to_string();
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cfg.data_dir.display()))?;
+    strowger_store::Store::open(&location, &cfg.sip.realm)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

@@ -83,6 +83,8 @@ pub struct Metrics {
     sfu_gauges: [AtomicUsize; 3],
     /// The RTP relay of SIP calls: atomics written by its session tasks.
     pub relay: std::sync::Arc<RelayMetrics>,
+    /// SIP transports, registrar, calls: atomics written by the SIP task.
+    pub sip: std::sync::Arc<crate::sip::stats::SipStats>,
 }
 
 impl Metrics {
@@ -194,6 +196,7 @@ impl Metrics {
             );
         }
         self.render_relay(&mut o);
+        self.sip.render(&mut o);
         if let Some(s) = sfu {
             let c = &s.counters;
             counter(

@@ -14,7 +14,7 @@ use strowger_sip::dialog::{Dialog, DialogId, ForkEvent, UacInvite};
 use strowger_sip::transaction::TxId;
 use strowger_sip::{HeaderName, Message, Method, NameAddr, Request, Response, Uri};
 
-use super::core::{new_tag, Core, ALLOW, SUPPORTED};
+use super::core::{new_tag, Core, Internal, ALLOW, SUPPORTED};
 use super::sdp::{self, Origin};
 use super::transport::Transport;
 use crate::relay::RelayHandle;
@@ -297,6 +297,16 @@ impl Core {
         };
         relay.set_remote_now(Leg::A, offer.rtp, offer.rtcp);
         relay.set_hold_now(offer.hold);
+        {
+            // No RTP for the relay's timeout ends the call (an orphan: a phone that vanished).
+            let mut w = relay.inactive_watch();
+            let tx = self.internal.clone();
+            tokio::spawn(async move {
+                if w.wait_for(|v| *v).await.is_ok() {
+                    let _ = tx.send(Internal::RelayInactive { call: cid }).await;
+                }
+            });
+        }
         self.stats.calls_started.inc();
         self.stats.calls_active.inc();
         // Ringing starts: 100 Trying now, so the caller stops retransmitting.
@@ -534,8 +544,10 @@ impl Core {
             return;
         }
         let Some(a_tx) = c.a_tx else { return };
-        let sip_ip = self.local_ip_for(c.a_from.ip());
-        let contact = self.our_contact(c.a_from, self.a_transport(cid));
+        let a_from = c.a_from;
+        let sip_ip = self.local_ip_for(a_from.ip());
+        let t = self.a_transport(cid);
+        let contact = self.our_contact(a_from, t);
         let Some(c) = self.calls.calls.get_mut(&cid) else { return };
         let mut r = c.a_invite.response(resp.status, &resp.reason, Some(&c.a_tag));
         r.headers.push(HeaderName::Contact, contact.to_string());
@@ -867,12 +879,14 @@ impl Core {
         c.state = State::Ended;
         c.no_answer_at = None;
         c.session_deadline = None;
-        let dur = c.answered.map(|a| a.elapsed().as_secs()).unwrap_or(0);
+        let talk = c.answered.map(|a| a.elapsed().as_secs()).unwrap_or(0);
+        let total = c.started.elapsed().as_secs();
         let log = c.log.clone();
+        let (caller, callee) = (c.caller.clone(), c.callee.clone());
         let relay = c.relay.take();
         let idle = c.live_tx == 0 && c.retrans.is_empty();
         self.stats.calls_active.dec();
-        tracing::info!("SIP: {log}: ended after {dur} s talk");
+        tracing::info!("SIP: {log}: {caller} -> {callee} ended: {talk} s talk, {total} s total");
         if let Some(r) = relay {
             tokio::spawn(async move {
                 let _ = r.close().await;
@@ -933,20 +947,24 @@ impl Core {
             Side::A => c.a_dialog.as_mut(),
             Side::B => c.b.as_mut().map(|b| &mut b.dialog),
         };
-        let Some(dialog) = dialog else {
-            // Early-dialog requests (UPDATE before answer, PRACK from the caller) are not relayed.
-            return match req.method {
-                Method::Prack => self.reply(now, id, &req, 200, "OK", None),
-                _ => self.reply(now, id, &req, 491, "Request Pending", None),
-            };
-        };
-        if let Err(e) = dialog.on_request(&req) {
-            return self.reply(now, id, &req, e.status(), "Bad Request", None);
+        let checked = dialog.map(|d| d.on_request(&req));
+        let log = c.log.clone();
+        let busy = c.reinvite_pending;
+        match checked {
+            None => {
+                // Early-dialog requests (UPDATE before answer, PRACK from the caller) are not
+                // relayed.
+                return match req.method {
+                    Method::Prack => self.reply(now, id, &req, 200, "OK", None),
+                    _ => self.reply(now, id, &req, 491, "Request Pending", None),
+                };
+            }
+            Some(Err(e)) => return self.reply(now, id, &req, e.status(), "Bad Request", None),
+            Some(Ok(())) => {}
         }
         match req.method {
             Method::Bye => {
                 self.reply(now, id, &req, 200, "OK", None);
-                let log = c.log.clone();
                 tracing::info!(
                     "SIP: {log}: {} hung up",
                     if side == Side::A { "caller" } else { "callee" }
@@ -955,17 +973,19 @@ impl Core {
             }
             Method::Prack => self.reply(now, id, &req, 200, "OK", None),
             Method::Invite | Method::Update => {
-                if c.reinvite_pending && req.method == Method::Invite {
+                if busy && req.method == Method::Invite {
                     let h = vec![(HeaderName::Other("Retry-After".into()), "1".to_string())];
                     return self.reply(now, id, &req, 491, "Request Pending", Some(h));
                 }
-                if side == Side::A {
-                    if let Some(si) = c.session_interval {
-                        c.session_deadline = Some(now + si);
+                if let Some(c) = self.calls.calls.get_mut(&cid) {
+                    if side == Side::A {
+                        if let Some(si) = c.session_interval {
+                            c.session_deadline = Some(now + si);
+                        }
                     }
-                }
-                if req.method == Method::Invite {
-                    c.reinvite_pending = true;
+                    if req.method == Method::Invite {
+                        c.reinvite_pending = true;
+                    }
                 }
                 self.forward(now, cid, side, id, req)
             }

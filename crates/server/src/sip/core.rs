@@ -10,7 +10,7 @@ use bytes::Bytes;
 use strowger_sip::digest::{self, Algorithm, Verifier, VerifierConfig};
 use strowger_sip::transaction::{self, Output, TransactionLayer, TxId};
 use strowger_sip::{
-    HeaderName, Host, Limits, Message, Method, NameAddr, Request, Response, Scheme, Uri,
+    HeaderName, Host, Limits, Message, Method, NameAddr, Request, Scheme, Uri,
 };
 use strowger_store::{DigestAlgorithm, Store, User};
 use tokio::sync::mpsc;

@@ -12,7 +12,7 @@ use super::transport::{Inbound, Transport, Transports};
 /// Serves one upgraded connection until it closes.
 pub async fn serve(mut sock: WebSocket, peer: SocketAddr, tp: Transports) {
     let Some((id, mut rx)) = tp.register_conn(peer, Transport::Ws) else {
-        let _ = sock.close().await;
+        let _ = sock.send(WsMessage::Close(None)).await;
         return;
     };
     tracing::debug!(%peer, "SIP WebSocket connection open");
