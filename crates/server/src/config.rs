@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Where state lives (the generated development API key, later the database).
+    /// Where state lives: the generated development API key and the database.
     pub data_dir: PathBuf,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `strowger=debug,str0m=info`.
     pub log: String,
@@ -26,6 +26,8 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub calls: CallsConfig,
     pub signal: SignalConfig,
+    pub sip: SipConfig,
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +105,43 @@ pub struct SignalConfig {
     pub rate_burst: u32,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Digest authentication realm. Users' password hashes are computed for it: after changing
+    /// it, every password must be set again.
+    pub realm: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The database: a SQLite file path or `sqlite:` URL. Empty: `<data_dir>/strowger.db`.
+    pub url: String,
+}
+
+impl Config {
+    /// Where the database is: `store.url`, or `<data_dir>/strowger.db`.
+    pub fn store_location(&self) -> String {
+        if self.store.url.is_empty() {
+            self.data_dir
+                .join("strowger.db")
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            self.store.url.clone()
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            realm: "strowger".into(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -115,6 +154,8 @@ impl Default for Config {
             rooms: RoomsConfig::default(),
             calls: CallsConfig::default(),
             signal: SignalConfig::default(),
+            sip: SipConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -278,6 +319,18 @@ impl Config {
         }
         if self.signal.rate_per_sec == 0 {
             return bad("signal.rate_per_sec", "must be at least 1");
+        }
+        let realm = &self.sip.realm;
+        if realm.is_empty()
+            || realm.chars().count() > 128
+            || realm
+                .chars()
+                .any(|c| c.is_control() || c == '"' || c == '\\')
+        {
+            return bad(
+                "sip.realm",
+                "must be 1-128 characters without quotes, backslashes or control characters",
+            );
         }
         Ok(())
     }
@@ -459,5 +512,22 @@ mod tests {
         c.auth.api_secret = "s".repeat(40);
         assert!(!c.to_masked_toml().contains(&"s".repeat(40)));
         assert!(Config::option_paths().contains(&"signal.resume_window_secs".to_string()));
+    }
+
+    #[test]
+    fn store_location_and_realm() {
+        let c = Config::load(None, std::iter::empty(), &["data_dir=/var/lib/x".into()]).unwrap();
+        assert_eq!(c.store_location(), "/var/lib/x/strowger.db");
+        assert_eq!(c.sip.realm, "strowger");
+        let c = Config::load(
+            None,
+            vec![("STROWGER_SIP_REALM".to_string(), "example.com".to_string())].into_iter(),
+            &["store.url=/tmp/s.db".into()],
+        )
+        .unwrap();
+        assert_eq!(c.store_location(), "/tmp/s.db");
+        assert_eq!(c.sip.realm, "example.com");
+        let e = Config::load(None, std::iter::empty(), &["sip.realm=a\"b".into()]).unwrap_err();
+        assert!(e.to_string().contains("sip.realm"), "{e}");
     }
 }

@@ -1,6 +1,6 @@
 //! `strowger`: the real-time communications server. `strowger serve` runs it with embedded
-//! defaults; `strowger token create` mints access tokens; `strowger config` shows the effective
-//! configuration.
+//! defaults; `strowger token create` mints access tokens; `strowger user …` manages the users in
+//! the database; `strowger config` shows the effective configuration.
 
 #![forbid(unsafe_code)]
 
@@ -10,6 +10,7 @@ mod http;
 mod media;
 mod metrics;
 mod signal;
+mod user_cmd;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ enum Cmd {
     /// Access tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Users (SIP credentials) in the database. Works whether or not a server is running.
+    #[command(subcommand)]
+    User(user_cmd::UserCmd),
     /// Print the effective configuration (defaults, file, environment, flags), secrets masked.
     Config(ShowConfigArgs),
 }
@@ -47,7 +51,7 @@ enum Cmd {
 /// Where configuration comes from. Every option has a dotted path (see `strowger config`) and an
 /// environment variable `STROWGER_<PATH>` (dots as underscores, upper case).
 #[derive(Args, Clone)]
-struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// TOML configuration file.
     #[arg(long, short = 'c', env = "STROWGER_CONFIG")]
     config: Option<PathBuf>,
@@ -128,7 +132,7 @@ struct TokenArgs {
     admin: bool,
 }
 
-fn load_config(a: &ConfigArgs, extra: Vec<String>) -> Result<Config, String> {
+pub(crate) fn load_config(a: &ConfigArgs, extra: Vec<String>) -> Result<Config, String> {
     let mut sets = extra;
     sets.extend(a.sets.iter().cloned());
     Config::load(a.config.as_deref(), std::env::vars(), &sets)
@@ -158,6 +162,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Serve(a) => serve(a),
         Cmd::Token(TokenCmd::Create(a)) => token_create(a),
+        Cmd::User(c) => user_cmd::run(c),
         Cmd::Config(a) if a.keys => {
             for k in Config::option_paths() {
                 println!("{k:40} {}", config::env_name(&k));
@@ -322,6 +327,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     if created {
         tracing::info!(api_key = %key.id, dir = %cfg.data_dir.display(), "development API key created (secret stored in api-key.toml)");
     }
+    let store = open_store(&cfg).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let (media_tx, media_rx) = tokio::sync::oneshot::channel();
     let hub = signal::hub::start(cfg.clone(), media_rx, metrics.clone());
@@ -359,6 +365,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         media,
         metrics,
         ready: ready.clone(),
+        store: store.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -391,14 +398,39 @@ async fn run(cfg: Config) -> Result<(), String> {
     }
 
     let app = http::router(state);
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             ready.store(false, Ordering::Relaxed);
             tracing::info!("shutting down");
         })
         .await
-        .map_err(|e| format!("HTTP server failed: {e}"))
+        .map_err(|e| format!("HTTP server failed: {e}"));
+    // Checkpoints the WAL into the database file.
+    store.close().await;
+    served
+}
+
+/// Opens the database (creating it and applying migrations), and says what is in it.
+async fn open_store(cfg: &Config) -> Result<strowger_store::Store, String> {
+    let location = cfg.store_location();
+    let store = strowger_store::Store::open(&location, &cfg.sip.realm)
+        .await
+        .map_err(|e| e.to_string())?;
+    let users = store.count_users().await.map_err(|e| e.to_string())?;
+    tracing::info!(database = %location, users, realm = %cfg.sip.realm, "database open");
+    let stale = store
+        .count_users_in_other_realms()
+        .await
+        .map_err(|e| e.to_string())?;
+    if stale > 0 {
+        tracing::warn!(
+            users = stale,
+            realm = %cfg.sip.realm,
+            "users have password hashes for another realm (sip.realm changed?) and cannot authenticate until their password is set again (strowger user passwd)"
+        );
+    }
+    Ok(store)
 }
 
 async fn shutdown_signal() {

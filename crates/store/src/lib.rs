@@ -280,6 +280,17 @@ impl Store {
     /// path, or a `sqlite:` URL — applies pending migrations, and uses `realm` for the digest
     /// hashes of passwords set from now on.
     pub async fn open(path_or_url: &str, realm: &str) -> Result<Store> {
+        Self::open_with(path_or_url, realm, true).await
+    }
+
+    /// Like [`Store::open`], but a missing database is an error instead of being created: for
+    /// tools that only read or change existing data, where a mistyped path should not silently
+    /// give an empty database.
+    pub async fn open_existing(path_or_url: &str, realm: &str) -> Result<Store> {
+        Self::open_with(path_or_url, realm, false).await
+    }
+
+    async fn open_with(path_or_url: &str, realm: &str, create: bool) -> Result<Store> {
         check_realm(realm)?;
         let location = path_or_url.to_string();
         let open_err = |reason: String| StoreError::Open {
@@ -299,6 +310,9 @@ impl Store {
                 return Err(open_err("empty path".into()));
             }
             let path = std::path::Path::new(path_or_url);
+            if !create && !path.exists() {
+                return Err(open_err("no such file (check data_dir / store.url)".into()));
+            }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     open_err(format!(
@@ -310,7 +324,7 @@ impl Store {
             SqliteConnectOptions::new().filename(path)
         };
         let options = options
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
@@ -665,6 +679,13 @@ mod tests {
         let loc = f.join("strowger.db").to_string_lossy().into_owned();
         let e = Store::open(&loc, "strowger").await.unwrap_err();
         assert!(e.to_string().contains(&loc), "{e}");
+        // Missing, when it must exist: nothing is created.
+        let missing = dir.0.join("sub").join("strowger.db");
+        let loc = missing.to_string_lossy().into_owned();
+        let e = Store::open_existing(&loc, "strowger").await.unwrap_err();
+        assert!(e.to_string().contains(&loc), "{e}");
+        assert!(e.to_string().contains("no such file"), "{e}");
+        assert!(!dir.0.join("sub").exists());
         // Not a database.
         let junk = dir.0.join("junk.db");
         std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
