@@ -234,6 +234,21 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Creates an empty database file readable by its owner only (the hashes are password
+/// equivalents within their realm); SQLite gives its `-wal` and `-shm` files the same mode. An
+/// existing file is left alone.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 struct Inner {
@@ -320,6 +335,9 @@ impl Store {
                         dir.display()
                     ))
                 })?;
+            }
+            if create {
+                create_private(path).map_err(|e| open_err(e.to_string()))?;
             }
             SqliteConnectOptions::new().filename(path)
         };
@@ -628,6 +646,12 @@ mod tests {
         ));
         assert_eq!(s.count_users().await.unwrap(), 2);
         s.close().await;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.db()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "database readable by others: {mode:o}");
+        }
     }
 
     #[tokio::test]
