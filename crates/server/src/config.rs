@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Where state lives (the generated development API key, later the database).
+    /// Where state lives: the generated development API key and the database.
     pub data_dir: PathBuf,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `strowger=debug,str0m=info`.
     pub log: String,
@@ -28,6 +28,7 @@ pub struct Config {
     pub signal: SignalConfig,
     pub sip: SipConfig,
     pub relay: RelayConfig,
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +140,7 @@ impl Default for Config {
             signal: SignalConfig::default(),
             sip: SipConfig::default(),
             relay: RelayConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -327,6 +329,27 @@ impl RelayConfig {
     }
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The database: a SQLite file path or `sqlite:` URL. Empty: `<data_dir>/strowger.db`.
+    pub url: String,
+}
+
+impl Config {
+    /// Where the database is: `store.url`, or `<data_dir>/strowger.db`.
+    pub fn store_location(&self) -> String {
+        if self.store.url.is_empty() {
+            self.data_dir
+                .join("strowger.db")
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            self.store.url.clone()
+        }
+    }
+}
+
 /// A configuration problem, reported with the option's path.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -458,9 +481,6 @@ impl Config {
         if sip.max_contacts_per_user == 0 {
             return bad("sip.max_contacts_per_user", "must be at least 1");
         }
-        if sip.realm.is_empty() || sip.realm.contains('"') {
-            return bad("sip.realm", "must be non-empty and contain no quote");
-        }
         let r = &self.relay;
         if !r.public_ip.is_empty() && r.public_ip.parse::<IpAddr>().is_err() {
             return bad("relay.public_ip", "must be an IP address (or empty)");
@@ -487,6 +507,18 @@ impl Config {
         }
         if r.max_sessions == 0 {
             return bad("relay.max_sessions", "must be at least 1");
+        }
+        let realm = &self.sip.realm;
+        if realm.is_empty()
+            || realm.chars().count() > 128
+            || realm
+                .chars()
+                .any(|c| c.is_control() || c == '"' || c == '\\')
+        {
+            return bad(
+                "sip.realm",
+                "must be 1-128 characters without quotes, backslashes or control characters",
+            );
         }
         Ok(())
     }
@@ -703,5 +735,22 @@ mod tests {
         c.auth.api_secret = "s".repeat(40);
         assert!(!c.to_masked_toml().contains(&"s".repeat(40)));
         assert!(Config::option_paths().contains(&"signal.resume_window_secs".to_string()));
+    }
+
+    #[test]
+    fn store_location_and_realm() {
+        let c = Config::load(None, std::iter::empty(), &["data_dir=/var/lib/x".into()]).unwrap();
+        assert_eq!(c.store_location(), "/var/lib/x/strowger.db");
+        assert_eq!(c.sip.realm, "strowger");
+        let c = Config::load(
+            None,
+            vec![("STROWGER_SIP_REALM".to_string(), "example.com".to_string())].into_iter(),
+            &["store.url=/tmp/s.db".into()],
+        )
+        .unwrap();
+        assert_eq!(c.store_location(), "/tmp/s.db");
+        assert_eq!(c.sip.realm, "example.com");
+        let e = Config::load(None, std::iter::empty(), &["sip.realm=a\"b".into()]).unwrap_err();
+        assert!(e.to_string().contains("sip.realm"), "{e}");
     }
 }

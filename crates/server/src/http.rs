@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,6 +34,8 @@ pub struct AppState {
     pub media: MediaHandle,
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
+    /// The database (users; the SIP registrar reads HA1s with `store.get_user`).
+    pub store: strowger_store::Store,
 }
 
 #[derive(rust_embed::RustEmbed)]
@@ -51,6 +53,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rooms", get(list_rooms).post(create_room))
         .route("/api/v1/rooms/{name}", get(get_room).delete(delete_room))
         .route("/api/v1/presence", get(presence))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route(
+            "/api/v1/users/{username}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
         .fallback(get(static_file))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
@@ -334,6 +341,166 @@ async fn presence(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<
     Ok(Json(
         json!({"users": v["users"], "truncated": v["truncated"]}),
     ))
+}
+
+// ---------------------------------------------------------------------- users
+
+impl From<strowger_store::StoreError> for ApiError {
+    fn from(e: strowger_store::StoreError) -> Self {
+        use strowger_store::StoreError as E;
+        match e {
+            E::Exists(_) => err("conflict", e.to_string()),
+            E::NotFound(_) => err("not_found", e.to_string()),
+            E::Invalid(_) => err("bad_request", e.to_string()),
+            E::Open { .. } | E::Migrate { .. } | E::Db { .. } => {
+                tracing::error!(error = %e, "database failure");
+                err("internal", "database error (see the server log)")
+            }
+        }
+    }
+}
+
+/// A user as the API shows it: never the hashes.
+fn user_json(u: &strowger_store::User, realm: &str) -> Value {
+    json!({
+        "username": u.username,
+        "displayName": u.display_name,
+        "disabled": u.disabled,
+        "createdAt": u.created_at,
+        // False after a change of `sip.realm` until the password is set again.
+        "passwordValid": u.realm == realm,
+    })
+}
+
+fn check_username(name: &str) -> Result<(), ApiError> {
+    if strowger_store::valid_username(name) {
+        Ok(())
+    } else {
+        Err(err(
+            "bad_request",
+            format!(
+                "invalid username: use 1-{} characters of letters, digits and {}",
+                strowger_store::MAX_USERNAME,
+                strowger_store::USERNAME_PUNCTUATION
+            ),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PageQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    offset: Option<u64>,
+}
+
+async fn list_users(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &headers)?;
+    let Query(q) = query.map_err(|e| err("bad_request", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(err("bad_request", "limit must be between 1 and 1000"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    let users = s.store.list_users(limit, offset).await?;
+    let total = s.store.count_users().await?;
+    let realm = s.store.realm();
+    Ok(Json(json!({
+        "users": users.iter().map(|u| user_json(u, realm)).collect::<Vec<_>>(),
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateUserRequest {
+    username: String,
+    password: String,
+    #[serde(default, alias = "display_name")]
+    display_name: String,
+}
+
+async fn create_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateUserRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&s, &headers)?;
+    let Json(req) = body.map_err(|e| err("bad_request", e.body_text()))?;
+    check_username(&req.username)?;
+    let u = s
+        .store
+        .add_user(&req.username, &req.password, &req.display_name)
+        .await?;
+    tracing::info!(username = %u.username, "user added");
+    Ok((StatusCode::CREATED, Json(user_json(&u, s.store.realm()))).into_response())
+}
+
+async fn get_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &headers)?;
+    check_username(&username)?;
+    match s.store.get_user(&username).await? {
+        Some(u) => Ok(Json(user_json(&u, s.store.realm()))),
+        None => Err(err("not_found", format!("no user '{username}'"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct UpdateUserRequest {
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default, alias = "display_name")]
+    display_name: Option<String>,
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+async fn update_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+    body: Result<Json<UpdateUserRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &headers)?;
+    check_username(&username)?;
+    let Json(req) = body.map_err(|e| err("bad_request", e.body_text()))?;
+    let update = strowger_store::UserUpdate {
+        password: req.password,
+        display_name: req.display_name,
+        disabled: req.disabled,
+    };
+    let u = s.store.update_user(&username, &update).await?;
+    tracing::info!(
+        username = %u.username,
+        password_changed = update.password.is_some(),
+        "user updated"
+    );
+    Ok(Json(user_json(&u, s.store.realm())))
+}
+
+async fn delete_user(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&s, &headers)?;
+    check_username(&username)?;
+    s.store.remove_user(&username).await?;
+    tracing::info!(username = %username, "user removed");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // --------------------------------------------------------------- static files

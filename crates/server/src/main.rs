@@ -1,6 +1,6 @@
 //! `strowger`: the real-time communications server. `strowger serve` runs it with embedded
-//! defaults; `strowger token create` mints access tokens; `strowger config` shows the effective
-//! configuration.
+//! defaults; `strowger token create` mints access tokens; `strowger user …` manages the users in
+//! the database; `strowger config` shows the effective configuration.
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +12,7 @@ mod metrics;
 mod relay;
 mod sip;
 mod signal;
+mod user_cmd;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ enum Cmd {
     /// Access tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Users (SIP credentials) in the database. Works whether or not a server is running.
+    #[command(subcommand)]
+    User(user_cmd::UserCmd),
     /// Print the effective configuration (defaults, file, environment, flags), secrets masked.
     Config(ShowConfigArgs),
 }
@@ -49,7 +53,7 @@ enum Cmd {
 /// Where configuration comes from. Every option has a dotted path (see `strowger config`) and an
 /// environment variable `STROWGER_<PATH>` (dots as underscores, upper case).
 #[derive(Args, Clone)]
-struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// TOML configuration file.
     #[arg(long, short = 'c', env = "STROWGER_CONFIG")]
     config: Option<PathBuf>,
@@ -130,7 +134,7 @@ struct TokenArgs {
     admin: bool,
 }
 
-fn load_config(a: &ConfigArgs, extra: Vec<String>) -> Result<Config, String> {
+pub(crate) fn load_config(a: &ConfigArgs, extra: Vec<String>) -> Result<Config, String> {
     let mut sets = extra;
     sets.extend(a.sets.iter().cloned());
     Config::load(a.config.as_deref(), std::env::vars(), &sets)
@@ -160,6 +164,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Serve(a) => serve(a),
         Cmd::Token(TokenCmd::Create(a)) => token_create(a),
+        Cmd::User(c) => user_cmd::run(c),
         Cmd::Config(a) if a.keys => {
             for k in Config::option_paths() {
                 println!("{k:40} {}", config::env_name(&k));
@@ -324,6 +329,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     if created {
         tracing::info!(api_key = %key.id, dir = %cfg.data_dir.display(), "development API key created (secret stored in api-key.toml)");
     }
+    let store = open_store(&cfg).await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let (media_tx, media_rx) = tokio::sync::oneshot::channel();
     let hub = signal::hub::start(cfg.clone(), media_rx, metrics.clone());
@@ -353,7 +359,6 @@ async fn run(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot use the WebRTC UDP socket: {e}"))?;
     let _ = media_tx.send(media.clone());
 
-    let store = open_store(&cfg).await?;
     let relay = relay::Relay::new(cfg.relay.options(), metrics.relay.clone());
     let sip = sip::start(cfg.sip.clone(), store.clone(), relay, metrics.sip.clone())
         .await
@@ -368,6 +373,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         media,
         metrics,
         ready: ready.clone(),
+        store: store.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
@@ -400,7 +406,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     }
 
     let app = http::router(state);
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
@@ -410,17 +416,32 @@ async fn run(cfg: Config) -> Result<(), String> {
             tracing::info!("shutting down");
         })
         .await
-        .map_err(|e| format!("HTTP server failed: {e}"))
+        .map_err(|e| format!("HTTP server failed: {e}"));
+    // Checkpoints the WAL into the database file.
+    store.close().await;
+    served
 }
 
-/// Opens the database (creating it and applying migrations).
+/// Opens the database (creating it and applying migrations), and says what is in it.
 async fn open_store(cfg: &Config) -> Result<strowger_store::Store, String> {
-    let location = cfg.data_dir.join("strowger.db").to_string_lossy().to_string();
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", cfg.data_dir.display()))?;
-    strowger_store::Store::open(&location, &cfg.sip.realm)
+    let location = cfg.store_location();
+    let store = strowger_store::Store::open(&location, &cfg.sip.realm)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let users = store.count_users().await.map_err(|e| e.to_string())?;
+    tracing::info!(database = %location, users, realm = %cfg.sip.realm, "database open");
+    let stale = store
+        .count_users_in_other_realms()
+        .await
+        .map_err(|e| e.to_string())?;
+    if stale > 0 {
+        tracing::warn!(
+            users = stale,
+            realm = %cfg.sip.realm,
+            "users have password hashes for another realm (sip.realm changed?) and cannot authenticate until their password is set again (strowger user passwd)"
+        );
+    }
+    Ok(store)
 }
 
 async fn shutdown_signal() {

@@ -234,6 +234,21 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Creates an empty database file readable by its owner only (the hashes are password
+/// equivalents within their realm); SQLite gives its `-wal` and `-shm` files the same mode. An
+/// existing file is left alone.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 struct Inner {
@@ -280,6 +295,17 @@ impl Store {
     /// path, or a `sqlite:` URL — applies pending migrations, and uses `realm` for the digest
     /// hashes of passwords set from now on.
     pub async fn open(path_or_url: &str, realm: &str) -> Result<Store> {
+        Self::open_with(path_or_url, realm, true).await
+    }
+
+    /// Like [`Store::open`], but a missing database is an error instead of being created: for
+    /// tools that only read or change existing data, where a mistyped path should not silently
+    /// give an empty database.
+    pub async fn open_existing(path_or_url: &str, realm: &str) -> Result<Store> {
+        Self::open_with(path_or_url, realm, false).await
+    }
+
+    async fn open_with(path_or_url: &str, realm: &str, create: bool) -> Result<Store> {
         check_realm(realm)?;
         let location = path_or_url.to_string();
         let open_err = |reason: String| StoreError::Open {
@@ -299,6 +325,9 @@ impl Store {
                 return Err(open_err("empty path".into()));
             }
             let path = std::path::Path::new(path_or_url);
+            if !create && !path.exists() {
+                return Err(open_err("no such file (check data_dir / store.url)".into()));
+            }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     open_err(format!(
@@ -307,10 +336,13 @@ impl Store {
                     ))
                 })?;
             }
+            if create {
+                create_private(path).map_err(|e| open_err(e.to_string()))?;
+            }
             SqliteConnectOptions::new().filename(path)
         };
         let options = options
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
@@ -614,6 +646,12 @@ mod tests {
         ));
         assert_eq!(s.count_users().await.unwrap(), 2);
         s.close().await;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.db()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "database readable by others: {mode:o}");
+        }
     }
 
     #[tokio::test]
@@ -665,6 +703,13 @@ mod tests {
         let loc = f.join("strowger.db").to_string_lossy().into_owned();
         let e = Store::open(&loc, "strowger").await.unwrap_err();
         assert!(e.to_string().contains(&loc), "{e}");
+        // Missing, when it must exist: nothing is created.
+        let missing = dir.0.join("sub").join("strowger.db");
+        let loc = missing.to_string_lossy().into_owned();
+        let e = Store::open_existing(&loc, "strowger").await.unwrap_err();
+        assert!(e.to_string().contains(&loc), "{e}");
+        assert!(e.to_string().contains("no such file"), "{e}");
+        assert!(!dir.0.join("sub").exists());
         // Not a database.
         let junk = dir.0.join("junk.db");
         std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
