@@ -588,8 +588,37 @@ pub(crate) fn validate(r: &Request) -> Result<(), (u16, &'static str)> {
 }
 
 pub(crate) fn response(r: &Request, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
+    answer(&r.headers, status, reason, to_tag)
+}
+
+/// The header section of a message, even when its start line is rejected.
+pub(crate) fn parse_headers_only(buf: Bytes, limits: &Limits) -> R<Headers> {
+    if buf.len() > limits.max_message {
+        return Err(ParseError::TooLarge(buf.len()));
+    }
+    let start = leading_crlf(&buf);
+    let (head_len, _) = scan_head(buf.get(start..).unwrap_or(&[]), limits)?;
+    let head_end = start + head_len;
+    if head_end > buf.len() {
+        return bad("framing");
+    }
+    let head = Text::from_utf8(buf.slice(start..head_end))
+        .ok_or(ParseError::Malformed("header section is not UTF-8"))?;
+    let lines = head
+        .split('\n')
+        .skip(1)
+        .map(|l| l.strip_suffix('\r').unwrap_or(l));
+    parse_headers(&head, lines, limits)
+}
+
+pub(crate) fn answer(
+    request_headers: &Headers,
+    status: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+) -> Response {
     let mut headers = Headers::default();
-    for h in &r.headers.0 {
+    for h in &request_headers.0 {
         match h.name {
             HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                 headers.0.push(h.clone())

@@ -1079,6 +1079,17 @@ fn unkscm_and_novelsc_request_uri_scheme_416() {
         let e = parse(&b).unwrap_err();
         assert_eq!(e, ParseError::UnsupportedUriScheme, "{uri}");
         assert_eq!(e.status(), 416);
+        // the server can still answer: headers only, then a 416 built from them
+        let h = Message::parse_headers(Bytes::copy_from_slice(&b), &Limits::default()).unwrap();
+        let resp = Response::answering(&h, e.status(), "Unsupported URI Scheme", Some("x1"));
+        assert_eq!(resp.status, 416);
+        assert_eq!(
+            resp.via_top().unwrap().branch().unwrap(),
+            "z9hG4bKkdjuw39234"
+        );
+        assert_eq!(resp.to().unwrap().tag().unwrap(), "x1");
+        assert_eq!(resp.cseq().unwrap().seq, 3923423);
+        round_trip(&Message::Response(resp));
     }
 }
 
