@@ -526,6 +526,13 @@ impl Message {
         crate::parse::parse_message(buf, limits)
     }
 
+    /// The header list of a message whose start line may be rejected by [`Message::parse`]
+    /// (e.g. [`ParseError::UnsupportedUriScheme`] or [`ParseError::UnsupportedVersion`]), so that
+    /// a server can still answer it with [`Response::answering`]. The same limits apply.
+    pub fn parse_headers(buf: Bytes, limits: &Limits) -> Result<Headers, ParseError> {
+        crate::parse::parse_headers_only(buf, limits)
+    }
+
     /// Serializes the message; Content-Length is written from the body's length (any
     /// Content-Length header in `headers` is replaced).
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -625,6 +632,19 @@ impl Request {
     /// `to_tag` is added to To when To has no tag yet (never for 100).
     pub fn response(&self, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
         crate::parse::response(self, status, reason, to_tag)
+    }
+}
+
+impl Response {
+    /// A response to a request known only by its header list (see [`Message::parse_headers`]):
+    /// Via, From, To, Call-ID and CSeq copied as [`Request::response`] does.
+    pub fn answering(
+        request_headers: &Headers,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Response {
+        crate::parse::answer(request_headers, status, reason, to_tag)
     }
 }
 

@@ -9,7 +9,9 @@ use bytes::Bytes;
 /// One body part: its MIME headers and its content (bytes, shared with the message buffer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
+    /// The part's MIME headers (Content-Type, Content-Disposition…), as received.
     pub headers: Headers,
+    /// The part's content, without the line end before the next delimiter.
     pub body: Bytes,
 }
 

@@ -410,8 +410,17 @@ pub(crate) fn call_id(h: &Headers) -> R<&Text> {
     let t = h
         .get(&HeaderName::CallId)
         .ok_or(ParseError::Malformed("missing Call-ID"))?;
-    // callid = word [ "@" word ]: no whitespace, not empty
-    if t.is_empty() || t.bytes().any(|c| c <= b' ' || c == 0x7f) {
+    // callid = word [ "@" word ]; word = 1*(token chars / ( ) < > : \ " / [ ] ? { })
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|c| crate::grammar::is_token_char(c) || b"()<>:\\\"/[]?{}".contains(&c))
+    };
+    let ok = match t.split_once('@') {
+        Some((a, b)) => word(a) && word(b),
+        None => word(t),
+    };
+    if !ok {
         return bad("Call-ID");
     }
     Ok(t)
@@ -588,8 +597,37 @@ pub(crate) fn validate(r: &Request) -> Result<(), (u16, &'static str)> {
 }
 
 pub(crate) fn response(r: &Request, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
+    answer(&r.headers, status, reason, to_tag)
+}
+
+/// The header section of a message, even when its start line is rejected.
+pub(crate) fn parse_headers_only(buf: Bytes, limits: &Limits) -> R<Headers> {
+    if buf.len() > limits.max_message {
+        return Err(ParseError::TooLarge(buf.len()));
+    }
+    let start = leading_crlf(&buf);
+    let (head_len, _) = scan_head(buf.get(start..).unwrap_or(&[]), limits)?;
+    let head_end = start + head_len;
+    if head_end > buf.len() {
+        return bad("framing");
+    }
+    let head = Text::from_utf8(buf.slice(start..head_end))
+        .ok_or(ParseError::Malformed("header section is not UTF-8"))?;
+    let lines = head
+        .split('\n')
+        .skip(1)
+        .map(|l| l.strip_suffix('\r').unwrap_or(l));
+    parse_headers(&head, lines, limits)
+}
+
+pub(crate) fn answer(
+    request_headers: &Headers,
+    status: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+) -> Response {
     let mut headers = Headers::default();
-    for h in &r.headers.0 {
+    for h in &request_headers.0 {
         match h.name {
             HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                 headers.0.push(h.clone())
@@ -806,6 +844,54 @@ l: 0\n\
         assert_eq!(crate::frame_len(&two, &l), Ok(Some(inv.len())));
         assert_eq!(crate::frame_len(&inv[..inv.len() - 3], &l), Ok(None));
         assert!(crate::frame_len(b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\n", &l).is_err());
+    }
+
+    #[test]
+    fn call_id_grammar() {
+        let mk = |cid: &str| {
+            req(&REGISTER.replace("843817637684230@998sdasdh09", cid))
+                .call_id()
+                .map(|t| t.to_string())
+        };
+        assert!(mk("a@b").is_ok());
+        assert!(mk("intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{").is_ok());
+        assert!(mk("a@b@c").is_err());
+        assert!(mk("a b").is_err());
+        assert!(mk("@b").is_err());
+        assert!(mk("a;b").is_err());
+    }
+
+    #[test]
+    fn stream_framing_details() {
+        let l = Limits::default();
+        // bare LF, compact and folded Content-Length
+        let m = b"MESSAGE sip:a@b SIP/2.0\nl:\n  3\n\nabcNEXT";
+        assert_eq!(crate::frame_len(m, &l), Ok(Some(m.len() - 4)));
+        let m = b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length : 3\r\n\r\nab";
+        assert_eq!(crate::frame_len(m, &l), Ok(None));
+        let two = b"MESSAGE sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 1\r\n\r\na";
+        assert!(crate::frame_len(two, &l).is_err());
+        let huge = b"MESSAGE sip:a@b SIP/2.0\r\nl: 99999999\r\n\r\n";
+        assert!(matches!(
+            crate::frame_len(huge, &l),
+            Err(ParseError::TooLarge(_))
+        ));
+        let endless = vec![b'a'; 70_000];
+        assert!(crate::frame_len(&endless, &l).is_err());
+        let mut head = b"OPTIONS sip:a@b SIP/2.0\r\n".to_vec();
+        head.extend(std::iter::repeat_n(&b"X: y\r\n"[..], 200).flatten());
+        assert_eq!(crate::frame_len(&head, &l), Err(ParseError::TooManyHeaders));
+    }
+
+    #[test]
+    fn headers_only_for_bad_start_lines() {
+        let bad = REGISTER.replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia");
+        assert_eq!(parse(&bad), Err(ParseError::UnsupportedVersion));
+        let h = Message::parse_headers(Bytes::from(bad), &Limits::default()).unwrap();
+        let r = Response::answering(&h, 505, "Version Not Supported", Some("t"));
+        assert_eq!(r.call_id().unwrap(), "843817637684230@998sdasdh09");
+        assert_eq!(r.to().unwrap().tag().unwrap(), "t");
+        assert_eq!(r.headers.len(), 5);
     }
 
     #[test]

@@ -255,6 +255,8 @@ impl Uri {
             Some((a, b)) => (a, b),
             None => (rest, ""),
         };
+        // `#` must be escaped (%23) in a URI (RFC 3966 §5.1.5): unescape, then check.
+        let number = unescape(base, number)?;
         let nb = number.as_bytes();
         let digits = nb.strip_prefix(b"+").unwrap_or(nb);
         let ok = !digits.is_empty()
@@ -269,7 +271,7 @@ impl Uri {
         }
         Ok(Uri {
             scheme: Scheme::Tel,
-            user: Some(base.slice_ref(number)),
+            user: Some(number),
             password: None,
             host: Host::Domain(Text::default()),
             port: None,
@@ -291,7 +293,7 @@ impl fmt::Display for Uri {
             if let Some(u) = &self.user {
                 escape_into(
                     u,
-                    |c| c.is_ascii_alphanumeric() || b"+*#-.()".contains(&c),
+                    |c| c.is_ascii_alphanumeric() || b"+*-.()".contains(&c),
                     &mut s,
                 );
             }
@@ -363,6 +365,11 @@ mod tests {
         assert_eq!(t.user.as_deref(), Some("+1-201-555-0123"));
         assert_eq!(t.params.value("phone-context").unwrap(), "example.com");
         assert_eq!(Uri::parse(&t.to_string()).unwrap(), t);
+        let d = Uri::parse("tel:*21%23;phone-context=+1").unwrap();
+        assert_eq!(d.user.as_deref(), Some("*21#"));
+        assert_eq!(d.to_string(), "tel:*21%23;phone-context=+1");
+        assert!(Uri::parse("tel:*21#").is_err());
+        assert!(Uri::parse("tel:abc-xyz").is_err());
     }
 
     #[test]
