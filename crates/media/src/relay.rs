@@ -12,7 +12,8 @@
 //!   other source are dropped, which also stops injection by a third party. A leg re-latches only
 //!   after [`RelaySession::set_remote`] (a re-INVITE), or when its latched source has been silent
 //!   for [`RelayConfig::relatch_after`] and another source sends a valid packet (the phone
-//!   changed address). RTP and RTCP latch independently.
+//!   changed address). RTP and RTCP latch independently, except that a latched RTCP flow moves
+//!   only to the host its leg's RTP is latched to (RTCP is normally silent for seconds).
 //! - **RTCP**: to the SDP's RTCP address, else RTP port + 1; or on the RTP port when the remote
 //!   multiplexes (RFC 5761): RTCP that arrives on the RTP socket is recognised by its packet type
 //!   (the second byte is 200–207, i.e. 72–79 once the "marker" bit is masked) and forwarded as
@@ -553,6 +554,7 @@ impl RelaySession {
             Flow::Rtp => l.sdp_rtp,
             Flow::Rtcp => l.sdp_rtcp.or(l.sdp_rtp.map(plus_one)),
         };
+        let rtp_ip = l.rtp.addr.map(|a| a.ip());
         let latch = match flow {
             Flow::Rtp => &mut l.rtp,
             Flow::Rtcp => &mut l.rtcp,
@@ -566,7 +568,10 @@ impl RelaySession {
                 let silent = latch
                     .last
                     .is_none_or(|t| now.saturating_duration_since(t) >= relatch_after);
-                if !silent {
+                // RTCP comes every few seconds, so "silent for 2 s" is its normal state: it may
+                // move only to the host RTP is latched to (the phone moved, RTP followed).
+                let trusted = flow == Flow::Rtp || rtp_ip.is_none_or(|ip| ip == src.ip());
+                if !silent || !trusted {
                     return Err(DropReason::UnlatchedSource);
                 }
                 latch.addr = Some(src);
@@ -913,6 +918,16 @@ mod tests {
             to: moved,
             after_set_remote: false
         }));
+        // RTCP, silent for seconds as usual, is not taken over by the third party...
+        let t5 = t4 + Duration::from_secs(5);
+        assert_eq!(
+            s.handle_rtcp(t5, Leg::A, evil, &mut sr(9, 0)),
+            Err(DropReason::UnlatchedSource)
+        );
+        // ...but follows the phone to its new address.
+        s.handle_rtcp(t5, Leg::A, plus_one(moved), &mut sr(1, 0))
+            .unwrap();
+        assert_eq!(s.stats().leg_a.latched_rtcp, Some(plus_one(moved)));
     }
 
     #[test]

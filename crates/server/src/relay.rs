@@ -200,6 +200,7 @@ impl Relay {
         let mut lease = Lease {
             pool: self.pool.clone(),
             pairs: Vec::with_capacity(2),
+            counted: false,
         };
         let mut socks = Vec::with_capacity(4);
         for _ in 0..2 {
@@ -212,6 +213,7 @@ impl Relay {
         }
         pool.metrics.sessions.fetch_add(1, Ordering::Relaxed);
         pool.metrics.ports.fetch_add(4, Ordering::Relaxed);
+        lease.counted = true;
         let ip = pool.opts.public_ip.unwrap_or(pool.opts.bind);
         let local = [
             SocketAddr::new(ip, socks[0].local_addr()?.port()),
@@ -310,6 +312,8 @@ impl Pool {
 struct Lease {
     pool: Arc<Pool>,
     pairs: Vec<usize>,
+    /// Counted in the sessions and ports gauges.
+    counted: bool,
 }
 
 impl Drop for Lease {
@@ -320,7 +324,7 @@ impl Drop for Lease {
         }
         st.sessions -= 1;
         drop(st);
-        if self.pairs.len() == 2 {
+        if self.counted {
             self.pool.metrics.sessions.fetch_sub(1, Ordering::Relaxed);
             self.pool.metrics.ports.fetch_sub(4, Ordering::Relaxed);
         }
