@@ -587,6 +587,9 @@ impl Task {
                 } => {
                     tracing::info!(call = %tag, from_leg = from_leg.as_str(), old = format_args!("{old:#010x}"), new = format_args!("{new:#010x}"), outgoing = format_args!("{outgoing:#010x}"), "relay: SSRC changed, rewriting to keep the stream continuous");
                 }
+                RelayEvent::StreamRestarted { from_leg, ssrc } => {
+                    tracing::info!(call = %tag, from_leg = from_leg.as_str(), ssrc = format_args!("{ssrc:#010x}"), "relay: stream restarted with the same SSRC after re-INVITE, rewriting to keep it continuous");
+                }
                 RelayEvent::Inactive { idle, on_hold } => {
                     add(&self.metrics.timeouts, 1);
                     tracing::info!(call = %tag, idle_secs = idle.as_secs(), on_hold, "relay: no RTP, session inactive");
