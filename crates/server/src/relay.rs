@@ -776,6 +776,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn oversize_and_malformed_datagrams_are_counted_not_relayed() {
+        let (min, max) = range(5);
+        let m = Arc::new(RelayMetrics::default());
+        let relay = Relay::new(opts(min, max), m.clone());
+        let h = relay.allocate("call-9").unwrap();
+        let alice = phone().await;
+        let bob = phone().await;
+        h.set_remote(Leg::A, alice.local_addr().unwrap(), None)
+            .await
+            .unwrap();
+        h.set_remote(Leg::B, bob.local_addr().unwrap(), None)
+            .await
+            .unwrap();
+        let la = h.local(Leg::A);
+        let mut big = rtp(1, 1);
+        big.resize(4000, 0);
+        alice.send_to(&big, la).await.unwrap();
+        alice.send_to(&[0x40, 0, 0, 1], la).await.unwrap();
+        // A good packet after them still goes through.
+        let good = rtp(1, 2);
+        alice.send_to(&good, la).await.unwrap();
+        assert_eq!(recv(&bob).await.0, good);
+        let s = h.stats().await.unwrap();
+        assert_eq!(s.dropped(DropReason::Oversize), 1);
+        assert_eq!(s.dropped(DropReason::MalformedRtp), 1);
+        assert_eq!(
+            m.dropped[DropReason::Oversize.index()].load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(s.a_to_b.rtp_packets, 1);
+    }
+
+    #[tokio::test]
     async fn max_sessions_is_enforced() {
         let (min, max) = range(3);
         let relay = Relay::new(
