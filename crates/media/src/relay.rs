@@ -12,7 +12,8 @@
 //!   other source are dropped, which also stops injection by a third party. A leg re-latches only
 //!   after [`RelaySession::set_remote`] (a re-INVITE), or when its latched source has been silent
 //!   for [`RelayConfig::relatch_after`] and another source sends a valid packet (the phone
-//!   changed address). RTP and RTCP latch independently.
+//!   changed address). RTP and RTCP latch independently, except that a latched RTCP flow moves
+//!   only to the host its leg's RTP is latched to (RTCP is normally silent for seconds).
 //! - **RTCP**: to the SDP's RTCP address, else RTP port + 1; or on the RTP port when the remote
 //!   multiplexes (RFC 5761): RTCP that arrives on the RTP socket is recognised by its packet type
 //!   (the second byte is 200–207, i.e. 72–79 once the "marker" bit is masked) and forwarded as
@@ -24,7 +25,9 @@
 //!   timestamps of the first source. While that source never changes packets go out untouched;
 //!   after the SSRC changes (a phone restarting its stream after a re-INVITE, another source), the
 //!   header is rewritten in place by a [`StreamRewriter`] so the receiver sees one continuous
-//!   stream. RTCP from that side then has its SR/RR sender SSRC (and the SR's RTP timestamp)
+//!   stream. Within the first packets after a `set_remote` (re-INVITE), a stream that keeps its
+//!   SSRC but restarts its sequence numbers (a jump beyond RFC 3550 A.1's limits) is treated the
+//!   same way. RTCP from that side then has its SR/RR sender SSRC (and the SR's RTP timestamp)
 //!   mapped the same way. Report blocks, SDES, BYE and feedback are left as they are: they name
 //!   SSRCs of the *other* direction or the source's own, which a receiver tolerates.
 //! - **Telephone events** (RFC 4733) are RTP and are relayed like audio.
@@ -193,6 +196,14 @@ pub enum RelayEvent {
         /// The SSRC the other leg keeps seeing.
         outgoing: u32,
     },
+    /// After a re-INVITE, the stream arriving on a leg restarted its sequence numbers with the
+    /// same SSRC; it is rewritten from now on like after an SSRC change.
+    StreamRestarted {
+        /// Leg the packets arrive on.
+        from_leg: Leg,
+        /// The (unchanged) SSRC.
+        ssrc: u32,
+    },
     /// No RTP for the timeout.
     Inactive {
         /// Time since the last RTP packet (or since creation).
@@ -239,7 +250,8 @@ pub struct DirectionStats {
     pub rtcp_bytes: u64,
     /// RTP packets whose header was rewritten (after an SSRC change).
     pub rewritten: u64,
-    /// Times the incoming SSRC changed.
+    /// Times the incoming stream changed: a new SSRC, or (within the first packets after a
+    /// re-INVITE) the same SSRC with restarted sequence numbers.
     pub ssrc_changes: u32,
     /// Last incoming SSRC.
     pub ssrc_in: Option<u32>,
@@ -339,6 +351,11 @@ struct Direction {
     /// Incoming SSRC → (outgoing timestamp − incoming timestamp), for the SR's RTP time; only
     /// set once the stream is being rewritten.
     ts_offset: Option<(u32, u32)>,
+    /// Last sequence number of the current incoming source.
+    last_seq: Option<u16>,
+    /// Packets left during which a jump of the sequence number with an unchanged SSRC is taken
+    /// as a restarted stream (armed by `set_remote`, i.e. a re-INVITE).
+    restart_watch: u8,
 }
 
 /// The relay state of one call. See the module documentation.
@@ -355,6 +372,14 @@ pub struct RelaySession {
     last_activity: Instant,
     events: Vec<RelayEvent>,
 }
+
+/// RFC 3550 A.1: a forward jump beyond this, or a backward one beyond [`MAX_MISORDER`], is not
+/// the same stream going on.
+const MAX_DROPOUT: u16 = 3000;
+/// See [`MAX_DROPOUT`].
+const MAX_MISORDER: u16 = 100;
+/// Packets after `set_remote` during which a restarted stream with the same SSRC is detected.
+const RESTART_WATCH: u8 = 50;
 
 /// Events kept when nobody polls them: the oldest are dropped beyond this.
 const MAX_EVENTS: usize = 64;
@@ -389,6 +414,7 @@ impl RelaySession {
             }
             latch.last = None;
         }
+        self.dirs[leg.index()].restart_watch = RESTART_WATCH;
     }
 
     /// Hold (re-INVITE with `sendonly`/`inactive`): the longer inactivity timeout applies. The
@@ -460,6 +486,26 @@ impl RelaySession {
         let rw = d
             .rewriter
             .get_or_insert_with(|| StreamRewriter::new(ssrc, clock_rate, TimestampGap::Wallclock));
+        if d.restart_watch > 0 {
+            d.restart_watch -= 1;
+            if let (Some(old), Some(last)) = (d.stats.ssrc_in, d.last_seq) {
+                let ahead = seq.wrapping_sub(last);
+                let behind = last.wrapping_sub(seq);
+                if old == ssrc && ahead > MAX_DROPOUT && behind > MAX_MISORDER {
+                    // Same SSRC, numbers from elsewhere: the phone restarted its stream.
+                    rw.reset_source();
+                    d.restart_watch = 0;
+                    d.stats.ssrc_changes += 1;
+                    push_event(
+                        &mut self.events,
+                        RelayEvent::StreamRestarted {
+                            from_leg: leg,
+                            ssrc,
+                        },
+                    );
+                }
+            }
+        }
         let r = rw.rewrite(now, ssrc, seq, ts);
         let first = d.stats.ssrc_in.is_none();
         if let Some(old) = d.stats.ssrc_in {
@@ -476,6 +522,9 @@ impl RelaySession {
         }
         if r.switched || first {
             d.stats.ssrc_in = Some(ssrc);
+        }
+        if d.stats.ssrc_in == Some(ssrc) {
+            d.last_seq = Some(seq);
         }
         d.stats.ssrc_out = Some(r.ssrc);
         if (r.ssrc, r.sequence_number, r.timestamp) != (ssrc, seq, ts) {
@@ -553,6 +602,7 @@ impl RelaySession {
             Flow::Rtp => l.sdp_rtp,
             Flow::Rtcp => l.sdp_rtcp.or(l.sdp_rtp.map(plus_one)),
         };
+        let rtp_ip = l.rtp.addr.map(|a| a.ip());
         let latch = match flow {
             Flow::Rtp => &mut l.rtp,
             Flow::Rtcp => &mut l.rtcp,
@@ -566,7 +616,10 @@ impl RelaySession {
                 let silent = latch
                     .last
                     .is_none_or(|t| now.saturating_duration_since(t) >= relatch_after);
-                if !silent {
+                // RTCP comes every few seconds, so "silent for 2 s" is its normal state: it may
+                // move only to the host RTP is latched to (the phone moved, RTP followed).
+                let trusted = flow == Flow::Rtp || rtp_ip.is_none_or(|ip| ip == src.ip());
+                if !silent || !trusted {
                     return Err(DropReason::UnlatchedSource);
                 }
                 latch.addr = Some(src);
@@ -913,6 +966,16 @@ mod tests {
             to: moved,
             after_set_remote: false
         }));
+        // RTCP, silent for seconds as usual, is not taken over by the third party...
+        let t5 = t4 + Duration::from_secs(5);
+        assert_eq!(
+            s.handle_rtcp(t5, Leg::A, evil, &mut sr(9, 0)),
+            Err(DropReason::UnlatchedSource)
+        );
+        // ...but follows the phone to its new address.
+        s.handle_rtcp(t5, Leg::A, plus_one(moved), &mut sr(1, 0))
+            .unwrap();
+        assert_eq!(s.stats().leg_a.latched_rtcp, Some(plus_one(moved)));
     }
 
     #[test]
@@ -1062,6 +1125,42 @@ mod tests {
         let orig = b.clone();
         s.handle_rtp(now, Leg::B, addr(B_SDP), &mut b).unwrap();
         assert_eq!(b, orig);
+    }
+
+    #[test]
+    fn restart_with_the_same_ssrc_after_reinvite_is_continuous() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let a = addr(A_SDP);
+        for i in 0..3u16 {
+            s.handle_rtp(t0, Leg::A, a, &mut rtp(5, 1000 + i, 160 * u32::from(i), 0))
+                .unwrap();
+        }
+        // Without a re-INVITE, a jump is just loss: passed through.
+        let mut p = rtp(5, 1500, 80_000, 0);
+        let orig = p.clone();
+        s.handle_rtp(t0, Leg::A, a, &mut p).unwrap();
+        assert_eq!(p, orig);
+        // Re-INVITE; the phone restarts at seq 1 with the same SSRC, 20 ms later.
+        s.set_remote(Leg::A, a, None);
+        let t1 = t0 + Duration::from_millis(20);
+        let mut p = rtp(5, 1, 0, 0);
+        s.handle_rtp(t1, Leg::A, a, &mut p).unwrap();
+        let q = RtpPacket::parse(&p).unwrap();
+        assert_eq!(
+            (q.ssrc, q.sequence_number, q.timestamp, q.marker),
+            (5, 1501, 80_160, true)
+        );
+        let mut p = rtp(5, 2, 160, 0);
+        s.handle_rtp(t1 + Duration::from_millis(20), Leg::A, a, &mut p)
+            .unwrap();
+        let q = RtpPacket::parse(&p).unwrap();
+        assert_eq!((q.sequence_number, q.timestamp), (1502, 80_320));
+        assert!(events(&mut s).contains(&RelayEvent::StreamRestarted {
+            from_leg: Leg::A,
+            ssrc: 5
+        }));
+        assert_eq!(s.stats().a_to_b.ssrc_changes, 1);
     }
 
     #[test]

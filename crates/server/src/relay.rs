@@ -200,6 +200,7 @@ impl Relay {
         let mut lease = Lease {
             pool: self.pool.clone(),
             pairs: Vec::with_capacity(2),
+            counted: false,
         };
         let mut socks = Vec::with_capacity(4);
         for _ in 0..2 {
@@ -212,6 +213,7 @@ impl Relay {
         }
         pool.metrics.sessions.fetch_add(1, Ordering::Relaxed);
         pool.metrics.ports.fetch_add(4, Ordering::Relaxed);
+        lease.counted = true;
         let ip = pool.opts.public_ip.unwrap_or(pool.opts.bind);
         let local = [
             SocketAddr::new(ip, socks[0].local_addr()?.port()),
@@ -310,6 +312,8 @@ impl Pool {
 struct Lease {
     pool: Arc<Pool>,
     pairs: Vec<usize>,
+    /// Counted in the sessions and ports gauges.
+    counted: bool,
 }
 
 impl Drop for Lease {
@@ -320,7 +324,7 @@ impl Drop for Lease {
         }
         st.sessions -= 1;
         drop(st);
-        if self.pairs.len() == 2 {
+        if self.counted {
             self.pool.metrics.sessions.fetch_sub(1, Ordering::Relaxed);
             self.pool.metrics.ports.fetch_sub(4, Ordering::Relaxed);
         }
@@ -600,6 +604,9 @@ impl Task {
                 } => {
                     tracing::info!(call = %tag, from_leg = from_leg.as_str(), old = format_args!("{old:#010x}"), new = format_args!("{new:#010x}"), outgoing = format_args!("{outgoing:#010x}"), "relay: SSRC changed, rewriting to keep the stream continuous");
                 }
+                RelayEvent::StreamRestarted { from_leg, ssrc } => {
+                    tracing::info!(call = %tag, from_leg = from_leg.as_str(), ssrc = format_args!("{ssrc:#010x}"), "relay: stream restarted with the same SSRC after re-INVITE, rewriting to keep it continuous");
+                }
                 RelayEvent::Inactive { idle, on_hold } => {
                     add(&self.metrics.timeouts, 1);
                     tracing::info!(call = %tag, idle_secs = idle.as_secs(), on_hold, "relay: no RTP, session inactive");
@@ -783,6 +790,39 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn oversize_and_malformed_datagrams_are_counted_not_relayed() {
+        let (min, max) = range(5);
+        let m = Arc::new(RelayMetrics::default());
+        let relay = Relay::new(opts(min, max), m.clone());
+        let h = relay.allocate("call-9").unwrap();
+        let alice = phone().await;
+        let bob = phone().await;
+        h.set_remote(Leg::A, alice.local_addr().unwrap(), None)
+            .await
+            .unwrap();
+        h.set_remote(Leg::B, bob.local_addr().unwrap(), None)
+            .await
+            .unwrap();
+        let la = h.local(Leg::A);
+        let mut big = rtp(1, 1);
+        big.resize(4000, 0);
+        alice.send_to(&big, la).await.unwrap();
+        alice.send_to(&[0x40, 0, 0, 1], la).await.unwrap();
+        // A good packet after them still goes through.
+        let good = rtp(1, 2);
+        alice.send_to(&good, la).await.unwrap();
+        assert_eq!(recv(&bob).await.0, good);
+        let s = h.stats().await.unwrap();
+        assert_eq!(s.dropped(DropReason::Oversize), 1);
+        assert_eq!(s.dropped(DropReason::MalformedRtp), 1);
+        assert_eq!(
+            m.dropped[DropReason::Oversize.index()].load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(s.a_to_b.rtp_packets, 1);
     }
 
     #[tokio::test]
