@@ -448,7 +448,10 @@ impl Config {
         }
         let sip = &self.sip;
         if !sip.listen.is_empty() && sip.listen.parse::<SocketAddr>().is_err() {
-            return bad("sip.listen", "must be an address such as 0.0.0.0:5060, or empty");
+            return bad(
+                "sip.listen",
+                "must be an address such as 0.0.0.0:5060, or empty",
+            );
         }
         if !sip.public_ip.is_empty() && sip.public_ip.parse::<IpAddr>().is_err() {
             return bad("sip.public_ip", "must be an IP address, or empty");
@@ -470,7 +473,10 @@ impl Config {
             return bad("sip.max_message_bytes", "must be between 1500 and 1048576");
         }
         if sip.session_expires_secs != 0 && sip.session_expires_secs < sip.min_se_secs {
-            return bad("sip.session_expires_secs", "must be 0 or at least sip.min_se_secs");
+            return bad(
+                "sip.session_expires_secs",
+                "must be 0 or at least sip.min_se_secs",
+            );
         }
         if sip.min_se_secs < 90 {
             return bad("sip.min_se_secs", "must be at least 90 (RFC 4028)");

@@ -10,8 +10,8 @@ mod http;
 mod media;
 mod metrics;
 mod relay;
-mod sip;
 mod signal;
+mod sip;
 mod user_cmd;
 
 use std::net::{IpAddr, SocketAddr};
@@ -410,13 +410,13 @@ async fn run(cfg: Config) -> Result<(), String> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            ready.store(false, Ordering::Relaxed);
-            tracing::info!("shutting down");
-        })
-        .await
-        .map_err(|e| format!("HTTP server failed: {e}"));
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        ready.store(false, Ordering::Relaxed);
+        tracing::info!("shutting down");
+    })
+    .await
+    .map_err(|e| format!("HTTP server failed: {e}"));
     // Checkpoints the WAL into the database file.
     store.close().await;
     served

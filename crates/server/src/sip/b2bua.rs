@@ -50,7 +50,11 @@ enum Role {
     Branch(usize),
     /// A request forwarded from `from` to the other side (client); `server` is the request it
     /// answers.
-    Forward { server: TxId, from: Side, method: Method },
+    Forward {
+        server: TxId,
+        from: Side,
+        method: Method,
+    },
     /// Our own request whose answer only matters for logging (BYE, CANCEL, PRACK, ACK-less).
     Own,
 }
@@ -153,7 +157,10 @@ impl Calls {
     }
 
     pub fn active(&self) -> usize {
-        self.calls.values().filter(|c| c.state != State::Ended).count()
+        self.calls
+            .values()
+            .filter(|c| c.state != State::Ended)
+            .count()
     }
 }
 
@@ -203,9 +210,7 @@ impl Core {
     ) {
         match DialogId::for_incoming_request(&req) {
             Ok(Some(did)) => self.in_dialog(now, id, req, did),
-            Ok(None) if req.method == Method::Invite => {
-                self.new_call(now, id, req, from, reliable)
-            }
+            Ok(None) if req.method == Method::Invite => self.new_call(now, id, req, from, reliable),
             Ok(None) => self.reply(now, id, &req, 481, "Call/Transaction Does Not Exist", None),
             Err(_) => self.reply(now, id, &req, 400, "Bad Request", None),
         }
@@ -279,7 +284,9 @@ impl Core {
             }
             session_interval = Some(Duration::from_secs(u64::from(secs)));
         } else if self.cfg.session_expires_secs > 0 && supports(&req, "timer") {
-            session_interval = Some(Duration::from_secs(u64::from(self.cfg.session_expires_secs)));
+            session_interval = Some(Duration::from_secs(u64::from(
+                self.cfg.session_expires_secs,
+            )));
         }
         if self.calls.active() >= self.cfg.max_calls {
             tracing::warn!("SIP: sip.max_calls ({}) reached: 503", self.cfg.max_calls);
@@ -322,7 +329,10 @@ impl Core {
                 .and_then(|f| f.tag().map(|t| t.to_string()))
                 .unwrap_or_default(),
         };
-        let display = req.from().ok().and_then(|f| f.display.map(|d| d.to_string()));
+        let display = req
+            .from()
+            .ok()
+            .and_then(|f| f.display.map(|d| d.to_string()));
         let call = Call {
             log: log.clone(),
             caller: caller.clone(),
@@ -380,7 +390,9 @@ impl Core {
         let via = self.our_via(dest, transport);
         let contact = self.our_contact(dest, transport);
         let sip_ip = self.local_ip_for(dest.ip());
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         let relay_addr = match &c.relay {
             Some(r) => r.sdp_addr(Leg::B, sip_ip),
             None => return,
@@ -407,9 +419,7 @@ impl Core {
             params: Default::default(),
         };
         let mut from_tagged = from.clone();
-        from_tagged
-            .params
-            .set("tag", Some(c.b_tag.clone().into()));
+        from_tagged.params.set("tag", Some(c.b_tag.clone().into()));
         let to = NameAddr {
             display: None,
             uri: Uri {
@@ -458,7 +468,9 @@ impl Core {
         let reliable = transport.reliable();
         match self.txl.send_request(now, req, dest, reliable) {
             Ok(tx) => {
-                let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+                let Some(c) = self.calls.calls.get_mut(&cid) else {
+                    return;
+                };
                 let idx = c.branches.len();
                 c.branches.push(Branch {
                     tx,
@@ -483,16 +495,22 @@ impl Core {
         };
         match role {
             Role::Branch(i) => self.branch_response(now, cid, i, resp),
-            Role::Forward { server, from, method } => {
-                self.forward_response(now, cid, server, from, method, resp)
-            }
+            Role::Forward {
+                server,
+                from,
+                method,
+            } => self.forward_response(now, cid, server, from, method, resp),
             Role::AInvite | Role::Own => {}
         }
     }
 
     fn branch_response(&mut self, now: Instant, cid: u64, i: usize, resp: Response) {
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
-        let Some(br) = c.branches.get_mut(i) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
+        let Some(br) = c.branches.get_mut(i) else {
+            return;
+        };
         let ev = match br.uac.on_response(&resp) {
             Ok(ev) => ev,
             Err(e) => {
@@ -539,7 +557,9 @@ impl Core {
 
     /// A 1xx from a callee: ringing (180), early media (183 with SDP) go to the caller.
     fn relay_provisional(&mut self, now: Instant, cid: u64, resp: &Response) {
-        let Some(c) = self.calls.calls.get(&cid) else { return };
+        let Some(c) = self.calls.calls.get(&cid) else {
+            return;
+        };
         if c.state != State::Ringing {
             return;
         }
@@ -548,8 +568,12 @@ impl Core {
         let sip_ip = self.local_ip_for(a_from.ip());
         let t = self.a_transport(cid);
         let contact = self.our_contact(a_from, t);
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
-        let mut r = c.a_invite.response(resp.status, &resp.reason, Some(&c.a_tag));
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
+        let mut r = c
+            .a_invite
+            .response(resp.status, &resp.reason, Some(&c.a_tag));
         r.headers.push(HeaderName::Contact, contact.to_string());
         if is_sdp(resp.content_type(), &resp.body) {
             if let (Some(relay), Some(t)) = (&c.relay, sdp::media_target(&resp.body)) {
@@ -574,7 +598,9 @@ impl Core {
     /// The first 2xx: the call is answered on branch `i`.
     fn answered(&mut self, now: Instant, cid: u64, i: usize, did: DialogId, resp: Response) {
         let a_transport = self.a_transport(cid);
-        let Some(c) = self.calls.calls.get(&cid) else { return };
+        let Some(c) = self.calls.calls.get(&cid) else {
+            return;
+        };
         if c.state != State::Ringing {
             // Answered after a CANCEL or the no-answer timeout: ACK and hang up.
             return self.ack_and_bye(now, cid, i, &did);
@@ -582,10 +608,14 @@ impl Core {
         let a_from = c.a_from;
         let sip_ip = self.local_ip_for(a_from.ip());
         let contact = self.our_contact(a_from, a_transport);
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         let br = &mut c.branches[i];
         br.done = true;
-        let Some(dialog) = br.uac.dialog(&did).cloned() else { return };
+        let Some(dialog) = br.uac.dialog(&did).cloned() else {
+            return;
+        };
         let (dest, reliable, transport) = (br.dest, br.reliable, br.transport);
         c.b = Some(BLeg {
             dialog,
@@ -606,7 +636,9 @@ impl Core {
         for j in others {
             self.cancel_branch(now, cid, j);
         }
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         // 200 to the caller, with the relay's address toward it.
         let mut r = c.a_invite.response(200, "OK", Some(&c.a_tag));
         r.headers.push(HeaderName::Contact, contact.to_string());
@@ -656,7 +688,9 @@ impl Core {
     }
 
     fn resend_ack(&mut self, _now: Instant, cid: u64, i: usize, did: &DialogId) {
-        let Some(c) = self.calls.calls.get(&cid) else { return };
+        let Some(c) = self.calls.calls.get(&cid) else {
+            return;
+        };
         let br = &c.branches[i];
         let Some(d) = br.uac.dialog(did) else { return };
         let (dest, reliable, transport) = (br.dest, br.reliable, br.transport);
@@ -669,10 +703,14 @@ impl Core {
     /// ACK a 2xx we do not want and end that dialog with BYE.
     fn ack_and_bye(&mut self, now: Instant, cid: u64, i: usize, did: &DialogId) {
         self.resend_ack(now, cid, i, did);
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         let br = &mut c.branches[i];
         br.done = true;
-        let Some(mut d) = br.uac.dialog(did).cloned() else { return };
+        let Some(mut d) = br.uac.dialog(did).cloned() else {
+            return;
+        };
         let (dest, reliable, transport) = (br.dest, br.reliable, br.transport);
         let mut bye = d.create_request(Method::Bye);
         let via = self.our_via(dest, transport);
@@ -683,15 +721,21 @@ impl Core {
     }
 
     fn prack(&mut self, now: Instant, cid: u64, i: usize, resp: &Response) {
-        let Ok(Some(did)) = DialogId::for_incoming_response(resp) else { return };
+        let Ok(Some(did)) = DialogId::for_incoming_response(resp) else {
+            return;
+        };
         let rseq = resp
             .headers
             .get(&HeaderName::RSeq)
             .and_then(|v| v.trim().parse::<u32>().ok());
         let Some(rseq) = rseq else { return };
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         let br = &mut c.branches[i];
-        let Some(d) = br.uac.dialogs.iter_mut().find(|d| d.id == did) else { return };
+        let Some(d) = br.uac.dialogs.iter_mut().find(|d| d.id == did) else {
+            return;
+        };
         let (dest, reliable, transport) = (br.dest, br.reliable, br.transport);
         let mut prack = d.create_request(Method::Prack);
         prack
@@ -706,8 +750,12 @@ impl Core {
 
     /// CANCEL one forked INVITE (once it has had a provisional response, RFC 3261 §9.1).
     fn cancel_branch(&mut self, now: Instant, cid: u64, i: usize) {
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
-        let Some(br) = c.branches.get_mut(i) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
+        let Some(br) = c.branches.get_mut(i) else {
+            return;
+        };
         if br.done {
             return;
         }
@@ -719,9 +767,10 @@ impl Core {
         let (tx, dest, reliable) = (br.tx, br.dest, br.reliable);
         match self.txl.cancel_request(tx) {
             Ok(mut cancel) => {
-                cancel
-                    .headers
-                    .push(HeaderName::Other("Reason".into()), "SIP;cause=200;text=\"Call completed elsewhere\"");
+                cancel.headers.push(
+                    HeaderName::Other("Reason".into()),
+                    "SIP;cause=200;text=\"Call completed elsewhere\"",
+                );
                 if let Ok(t) = self.txl.send_request(now, cancel, dest, reliable) {
                     self.track(cid, t, Role::Own);
                 }
@@ -731,7 +780,9 @@ impl Core {
     }
 
     fn maybe_all_failed(&mut self, now: Instant, cid: u64) {
-        let Some(c) = self.calls.calls.get(&cid) else { return };
+        let Some(c) = self.calls.calls.get(&cid) else {
+            return;
+        };
         if c.state != State::Ringing || !c.branches.iter().all(|b| b.done) {
             return;
         }
@@ -741,7 +792,9 @@ impl Core {
 
     /// Ends a call that was not answered: `status` to the caller, CANCEL to every phone.
     fn fail_call(&mut self, now: Instant, cid: u64, status: u16, reason: &str) {
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         if c.state != State::Ringing {
             return;
         }
@@ -781,7 +834,9 @@ impl Core {
 
     /// An ACK for a 2xx (ours to the caller, or a re-INVITE's).
     pub(super) fn on_ack(&mut self, _now: Instant, req: Request) {
-        let Ok(Some(did)) = DialogId::for_incoming_request(&req) else { return };
+        let Ok(Some(did)) = DialogId::for_incoming_request(&req) else {
+            return;
+        };
         let Some((cid, _side)) = self.calls.by_dialog.get(&did).cloned() else {
             return;
         };
@@ -793,14 +848,19 @@ impl Core {
 
     pub(super) fn on_stray_response(&mut self, _now: Instant, resp: Response, from: SocketAddr) {
         // A retransmitted 2xx after its transaction ended (our ACK was lost): ACK again.
-        if !(200..300).contains(&resp.status) || resp.cseq().map(|c| c.method) != Ok(Method::Invite) {
+        if !(200..300).contains(&resp.status) || resp.cseq().map(|c| c.method) != Ok(Method::Invite)
+        {
             return;
         }
-        let Ok(Some(did)) = DialogId::for_incoming_response(&resp) else { return };
+        let Ok(Some(did)) = DialogId::for_incoming_response(&resp) else {
+            return;
+        };
         let Some((cid, Side::B)) = self.calls.by_dialog.get(&did).cloned() else {
             return;
         };
-        let Some(c) = self.calls.calls.get(&cid) else { return };
+        let Some(c) = self.calls.calls.get(&cid) else {
+            return;
+        };
         let Some(b) = &c.b else { return };
         if b.dialog.id != did {
             return;
@@ -830,10 +890,18 @@ impl Core {
                 }
                 self.maybe_all_failed(now, cid);
             }
-            Role::Forward { server, from, method } => {
+            Role::Forward {
+                server,
+                from,
+                method,
+            } => {
                 let _ = method;
                 if let Some(req) = self.txl.request(server).cloned() {
-                    let reason = if status == 408 { "Request Timeout" } else { "Service Unavailable" };
+                    let reason = if status == 408 {
+                        "Request Timeout"
+                    } else {
+                        "Service Unavailable"
+                    };
                     let r = req.response(status, reason, None);
                     let _ = self.txl.respond(now, server, r);
                 }
@@ -842,9 +910,25 @@ impl Core {
                 }
                 // The other side is gone: end the call.
                 if status == 408 || status == 503 {
-                    let log = self.calls.calls.get(&cid).map(|c| c.log.clone()).unwrap_or_default();
-                    tracing::info!("SIP: {log}: {} side did not answer an in-dialog request: hanging up", match from.other() { Side::A => "caller", Side::B => "callee" });
-                    self.hangup(now, cid, Some(from.other()), "SIP;cause=408;text=\"Peer unreachable\"");
+                    let log = self
+                        .calls
+                        .calls
+                        .get(&cid)
+                        .map(|c| c.log.clone())
+                        .unwrap_or_default();
+                    tracing::info!(
+                        "SIP: {log}: {} side did not answer an in-dialog request: hanging up",
+                        match from.other() {
+                            Side::A => "caller",
+                            Side::B => "callee",
+                        }
+                    );
+                    self.hangup(
+                        now,
+                        cid,
+                        Some(from.other()),
+                        "SIP;cause=408;text=\"Peer unreachable\"",
+                    );
                 }
             }
             Role::AInvite | Role::Own => {}
@@ -852,7 +936,9 @@ impl Core {
     }
 
     pub(super) fn on_tx_terminated(&mut self, id: TxId) {
-        let Some((cid, _)) = self.calls.by_tx.remove(&id) else { return };
+        let Some((cid, _)) = self.calls.by_tx.remove(&id) else {
+            return;
+        };
         let gone = match self.calls.calls.get_mut(&cid) {
             Some(c) => {
                 c.live_tx = c.live_tx.saturating_sub(1);
@@ -872,7 +958,9 @@ impl Core {
 
     /// Marks a call ended: media released, counted. Its record stays until its transactions end.
     fn end(&mut self, cid: u64) {
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         if c.state == State::Ended {
             return;
         }
@@ -903,18 +991,22 @@ impl Core {
             if Some(side) == except {
                 continue;
             }
-            let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+            let Some(c) = self.calls.calls.get_mut(&cid) else {
+                return;
+            };
             let target = match side {
                 Side::A => c
                     .a_dialog
                     .as_mut()
                     .map(|d| (d.create_request(Method::Bye), c.a_from, c.a_reliable)),
-                Side::B => c
-                    .b
-                    .as_mut()
-                    .map(|b| (b.dialog.create_request(Method::Bye), b.dest, b.reliable)),
+                Side::B => {
+                    c.b.as_mut()
+                        .map(|b| (b.dialog.create_request(Method::Bye), b.dest, b.reliable))
+                }
             };
-            let Some((mut bye, dest, reliable)) = target else { continue };
+            let Some((mut bye, dest, reliable)) = target else {
+                continue;
+            };
             bye.headers
                 .push(HeaderName::Other("Reason".into()), reason.to_string());
             let transport = if reliable {
@@ -969,7 +1061,12 @@ impl Core {
                     "SIP: {log}: {} hung up",
                     if side == Side::A { "caller" } else { "callee" }
                 );
-                self.hangup(now, cid, Some(side), "SIP;cause=200;text=\"Call completed\"");
+                self.hangup(
+                    now,
+                    cid,
+                    Some(side),
+                    "SIP;cause=200;text=\"Call completed\"",
+                );
             }
             Method::Prack => self.reply(now, id, &req, 200, "OK", None),
             Method::Invite | Method::Update => {
@@ -996,7 +1093,9 @@ impl Core {
     /// Relays an in-dialog request from `from` to the other side.
     fn forward(&mut self, now: Instant, cid: u64, from: Side, server: TxId, req: Request) {
         let to = from.other();
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         let (dest, reliable) = match to {
             Side::A => (c.a_from, c.a_reliable),
             Side::B => match &c.b {
@@ -1011,7 +1110,9 @@ impl Core {
         };
         let sip_ip = self.local_ip_for(dest.ip());
         let via = self.our_via(dest, transport);
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         let dialog = match to {
             Side::A => c.a_dialog.as_mut(),
             Side::B => c.b.as_mut().map(|b| &mut b.dialog),
@@ -1048,7 +1149,15 @@ impl Core {
         }
         let method = req.method.clone();
         match self.txl.send_request(now, out, dest, reliable) {
-            Ok(tx) => self.track(cid, tx, Role::Forward { server, from, method }),
+            Ok(tx) => self.track(
+                cid,
+                tx,
+                Role::Forward {
+                    server,
+                    from,
+                    method,
+                },
+            ),
             Err(e) => {
                 tracing::debug!("SIP: call-{cid}: cannot forward {method}: {e}");
                 let r = req.response(500, "Server Internal Error", None);
@@ -1070,15 +1179,21 @@ impl Core {
         if resp.status < 200 {
             return;
         }
-        let Some(req) = self.txl.request(server).cloned() else { return };
+        let Some(req) = self.txl.request(server).cloned() else {
+            return;
+        };
         let to = from.other();
-        let Some(c) = self.calls.calls.get(&cid) else { return };
+        let Some(c) = self.calls.calls.get(&cid) else {
+            return;
+        };
         let peer = match from {
             Side::A => c.a_from,
             Side::B => c.b.as_ref().map(|b| b.dest).unwrap_or(c.a_from),
         };
         let sip_ip = self.local_ip_for(peer.ip());
-        let Some(c) = self.calls.calls.get_mut(&cid) else { return };
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
         if method == Method::Invite {
             c.reinvite_pending = false;
         }
@@ -1127,8 +1242,14 @@ impl Core {
         if method == Method::Invite && (200..300).contains(&resp.status) {
             let seq = resp.cseq().map(|s| s.seq).unwrap_or(1);
             let target = match to {
-                Side::A => c.a_dialog.as_ref().map(|d| (d.ack_for_2xx(seq), c.a_from, c.a_reliable)),
-                Side::B => c.b.as_ref().map(|b| (b.dialog.ack_for_2xx(seq), b.dest, b.reliable)),
+                Side::A => c
+                    .a_dialog
+                    .as_ref()
+                    .map(|d| (d.ack_for_2xx(seq), c.a_from, c.a_reliable)),
+                Side::B => {
+                    c.b.as_ref()
+                        .map(|b| (b.dialog.ack_for_2xx(seq), b.dest, b.reliable))
+                }
             };
             // The 2xx we send back needs retransmitting until its ACK.
             let back_seq = req.cseq().map(|s| s.seq).unwrap_or(1);
@@ -1191,14 +1312,32 @@ impl Core {
             self.send_msg(m, d, false);
         }
         for cid in no_answer {
-            let log = self.calls.calls.get(&cid).map(|c| c.log.clone()).unwrap_or_default();
-            tracing::info!("SIP: {log}: no answer after {} s", self.cfg.no_answer_timeout_secs);
+            let log = self
+                .calls
+                .calls
+                .get(&cid)
+                .map(|c| c.log.clone())
+                .unwrap_or_default();
+            tracing::info!(
+                "SIP: {log}: no answer after {} s",
+                self.cfg.no_answer_timeout_secs
+            );
             self.fail_call(now, cid, 480, "No Answer");
         }
         for cid in expired {
-            let log = self.calls.calls.get(&cid).map(|c| c.log.clone()).unwrap_or_default();
+            let log = self
+                .calls
+                .calls
+                .get(&cid)
+                .map(|c| c.log.clone())
+                .unwrap_or_default();
             tracing::info!("SIP: {log}: session timer expired (no refresh): hanging up");
-            self.hangup(now, cid, None, "SIP;cause=408;text=\"Session timer expired\"");
+            self.hangup(
+                now,
+                cid,
+                None,
+                "SIP;cause=408;text=\"Session timer expired\"",
+            );
         }
         // Ended calls whose last retransmission stopped.
         let idle: Vec<u64> = self
@@ -1215,7 +1354,9 @@ impl Core {
 
     /// No RTP for the relay's timeout: an orphaned call.
     pub(super) fn call_media_timeout(&mut self, now: Instant, cid: u64) {
-        let Some(c) = self.calls.calls.get(&cid) else { return };
+        let Some(c) = self.calls.calls.get(&cid) else {
+            return;
+        };
         match c.state {
             State::Answered => {
                 tracing::info!("SIP: {}: no RTP for the media timeout: hanging up", c.log);

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use strowger_sip::digest::{self, Algorithm, Verifier, VerifierConfig};
 use strowger_sip::transaction::{self, Output, TransactionLayer, TxId};
-use strowger_sip::{
-    HeaderName, Host, Limits, Message, Method, NameAddr, Request, Scheme, Uri,
-};
+use strowger_sip::{HeaderName, Host, Limits, Message, Method, NameAddr, Request, Scheme, Uri};
 use strowger_store::{DigestAlgorithm, Store, User};
 use tokio::sync::mpsc;
 
@@ -188,7 +186,11 @@ pub async fn start(
 }
 
 impl Core {
-    async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut internal: mpsc::Receiver<Internal>) {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut internal: mpsc::Receiver<Internal>,
+    ) {
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -237,7 +239,9 @@ impl Core {
         self.loc.expire(now);
         self.stats.bindings.set(self.loc.bindings() as i64);
         self.stats.transactions.set(self.txl.len() as i64);
-        self.stats.banned_ips.set(self.protect.banned_count(now) as i64);
+        self.stats
+            .banned_ips
+            .set(self.protect.banned_count(now) as i64);
         self.users
             .retain(|_, u| now.duration_since(u.at) < USER_CACHE_TTL);
     }
@@ -248,11 +252,11 @@ impl Core {
     }
 
     fn on_inbound(&mut self, now: Instant, m: Inbound) {
-        let msg = match Message::parse(m.data, &self.limits) {
+        let msg = match Message::parse(m.data.clone(), &self.limits) {
             Ok(msg) => msg,
             Err(e) => {
                 self.stats.parse_errors.inc();
-                tracing::debug!(src = %m.src, "SIP: unparseable message dropped: {e}");
+                self.answer_unparseable(now, &m, &e);
                 return;
             }
         };
@@ -302,6 +306,38 @@ impl Core {
     }
 
     fn remember_flow(&mut self, _src: SocketAddr, _t: Transport) {}
+
+    /// A request whose start line or headers do not parse: answered (400, 416, 505, 513) when its
+    /// Via, From, To, Call-ID and CSeq can be read, so the sender stops retransmitting; dropped
+    /// otherwise. Responses that do not parse are dropped.
+    fn answer_unparseable(&mut self, now: Instant, m: &Inbound, e: &strowger_sip::ParseError) {
+        if m.data.starts_with(b"SIP/") || self.protect.check(now, m.src.ip()) != Guard::Accept {
+            tracing::debug!(src = %m.src, "SIP: unparseable message dropped: {e}");
+            return;
+        }
+        let Ok(headers) = Message::parse_headers(m.data.clone(), &self.limits) else {
+            tracing::debug!(src = %m.src, "SIP: unparseable message dropped: {e}");
+            return;
+        };
+        let status = e.status();
+        let reason = match status {
+            416 => "Unsupported URI Scheme",
+            505 => "Version Not Supported",
+            513 => "Message Too Large",
+            _ => "Bad Request",
+        };
+        let mut r = strowger_sip::Response::answering(&headers, status, reason, Some(&new_tag()));
+        // No CSeq ACK method check here: an ACK is never answered.
+        if r.cseq().map(|c| c.method == Method::Ack).unwrap_or(true)
+            || r.via_top().is_err()
+            || r.call_id().is_err()
+        {
+            return;
+        }
+        r.headers.push(HeaderName::Server, "Strowger");
+        tracing::debug!(src = %m.src, "SIP: bad request answered {status}: {e}");
+        self.send_msg(Message::Response(r), m.src, m.transport.reliable());
+    }
 
     fn on_internal(&mut self, now: Instant, i: Internal) {
         match i {
@@ -389,7 +425,14 @@ impl Core {
     }
 
     /// A new server transaction (or an in-dialog request).
-    fn on_request(&mut self, now: Instant, id: TxId, req: Request, from: SocketAddr, reliable: bool) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        req: Request,
+        from: SocketAddr,
+        reliable: bool,
+    ) {
         // Loop detection: a request carrying our own Via came back to us.
         if let Ok(vias) = req.vias() {
             let me = self.listen.port();
@@ -431,9 +474,7 @@ impl Core {
             {
                 self.on_call_request(now, id, req, from, reliable)
             }
-            Method::Options | Method::Notify | Method::Message | Method::Refer
-                if in_dialog =>
-            {
+            Method::Options | Method::Notify | Method::Message | Method::Refer if in_dialog => {
                 self.on_call_request(now, id, req, from, reliable)
             }
             Method::Options => {
@@ -461,11 +502,7 @@ impl Core {
             Host::V6(a) => self.local_ips.contains(&IpAddr::V6(*a)),
             Host::Domain(d) => {
                 d.eq_ignore_ascii_case("localhost")
-                    || self
-                        .cfg
-                        .domains
-                        .iter()
-                        .any(|x| x.eq_ignore_ascii_case(d))
+                    || self.cfg.domains.iter().any(|x| x.eq_ignore_ascii_case(d))
             }
         }
     }
@@ -582,7 +619,9 @@ impl Core {
             &uri,
             secs,
             |user, alg| {
-                let u = cached.as_ref().filter(|u| u.username == user && !u.disabled)?;
+                let u = cached
+                    .as_ref()
+                    .filter(|u| u.username == user && !u.disabled)?;
                 let a = match alg {
                     Algorithm::Sha256 | Algorithm::Sha256Sess => DigestAlgorithm::Sha256,
                     _ => DigestAlgorithm::Md5,
@@ -619,7 +658,11 @@ impl Core {
         let secs = self.secs(now);
         let ch = self.verifier.challenge(secs, stale).to_string();
         let (status, reason, h) = if proxy {
-            (407, "Proxy Authentication Required", HeaderName::ProxyAuthenticate)
+            (
+                407,
+                "Proxy Authentication Required",
+                HeaderName::ProxyAuthenticate,
+            )
         } else {
             (401, "Unauthorized", HeaderName::WwwAuthenticate)
         };
@@ -678,7 +721,14 @@ impl Core {
 
     // ---- registrar (RFC 3261 §10.3) --------------------------------------------------------------
 
-    fn on_register(&mut self, now: Instant, id: TxId, req: Request, from: SocketAddr, reliable: bool) {
+    fn on_register(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        req: Request,
+        from: SocketAddr,
+        reliable: bool,
+    ) {
         if !self.is_local_host(&req.uri.host) {
             return self.reply(now, id, &req, 403, "Domain Not Served", None);
         }
@@ -693,7 +743,14 @@ impl Core {
         if !aor.eq_ignore_ascii_case(&user) {
             self.stats.registration_failures.inc();
             tracing::info!(src = %from, "SIP: {user} tried to register {aor}: 403");
-            return self.reply(now, id, &req, 403, "Registration Of Another User Forbidden", None);
+            return self.reply(
+                now,
+                id,
+                &req,
+                403,
+                "Registration Of Another User Forbidden",
+                None,
+            );
         }
         let star = req.contact_star();
         let contacts = match req.contacts() {
@@ -720,7 +777,10 @@ impl Core {
             };
             if expires != 0 && expires < self.cfg.min_expires_secs {
                 self.stats.registration_failures.inc();
-                let h = vec![(HeaderName::MinExpires, self.cfg.min_expires_secs.to_string())];
+                let h = vec![(
+                    HeaderName::MinExpires,
+                    self.cfg.min_expires_secs.to_string(),
+                )];
                 return self.reply(now, id, &req, 423, "Interval Too Brief", Some(h));
             }
             let q = c
@@ -776,7 +836,10 @@ impl Core {
                         )
                     })
                     .collect();
-                h.push((HeaderName::Other("Date".into()), httpdate(std::time::SystemTime::now())));
+                h.push((
+                    HeaderName::Other("Date".into()),
+                    httpdate(std::time::SystemTime::now()),
+                ));
                 tracing::debug!(src = %from, "SIP: {aor} registered, {} contact(s)", bindings.len());
                 self.reply(now, id, &req, 200, "OK", Some(h));
             }
@@ -817,7 +880,8 @@ fn stamp_received(req: &mut Request, src: SocketAddr) {
     };
     let mut changed = false;
     if sent_ip != Some(src.ip()) {
-        top.params.set("received", Some(src.ip().to_string().into()));
+        top.params
+            .set("received", Some(src.ip().to_string().into()));
         changed = true;
     }
     if top.params.get("rport") == Some(None) {

@@ -7,9 +7,9 @@
 
 mod b2bua;
 mod core;
-mod sdp;
 pub mod protect;
 pub mod registrar;
+mod sdp;
 pub mod stats;
 pub mod transport;
 pub mod ws;

@@ -185,11 +185,15 @@ mod tests {
         let mut p = Protect::new(cfg());
         let t0 = Instant::now();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let ok = (0..50).filter(|_| p.check(t0, ip) == Verdict::Accept).count();
+        let ok = (0..50)
+            .filter(|_| p.check(t0, ip) == Verdict::Accept)
+            .count();
         assert_eq!(ok, 20, "the burst");
         // One second later: ten more tokens.
         let t1 = t0 + Duration::from_secs(1);
-        let ok = (0..50).filter(|_| p.check(t1, ip) == Verdict::Accept).count();
+        let ok = (0..50)
+            .filter(|_| p.check(t1, ip) == Verdict::Accept)
+            .count();
         assert_eq!(ok, 10);
         assert_eq!(p.rate_limited, 70);
         // Another IP is not affected.

@@ -254,24 +254,56 @@ mod tests {
         let mut l = Location::new(10);
         let t0 = Instant::now();
         let b = l
-            .register(t0, "Alice", "c1", 1, false, vec![upd("sip:alice@192.0.2.1:5060", 60, 0.5)], &flow())
+            .register(
+                t0,
+                "Alice",
+                "c1",
+                1,
+                false,
+                vec![upd("sip:alice@192.0.2.1:5060", 60, 0.5)],
+                &flow(),
+            )
             .unwrap();
         assert_eq!(b.len(), 1);
         // A second device with a higher q comes first in lookups.
-        l.register(t0, "alice", "c2", 1, false, vec![upd("sip:alice@192.0.2.2", 60, 1.0)], &flow())
-            .unwrap();
+        l.register(
+            t0,
+            "alice",
+            "c2",
+            1,
+            false,
+            vec![upd("sip:alice@192.0.2.2", 60, 1.0)],
+            &flow(),
+        )
+        .unwrap();
         let found = l.lookup(t0, "ALICE");
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].contact.host.to_string(), "192.0.2.2");
         // Same Call-ID, CSeq not above: 500, nothing changed.
         assert_eq!(
-            l.register(t0, "alice", "c1", 1, false, vec![upd("sip:alice@192.0.2.1:5060", 0, 1.0)], &flow()),
+            l.register(
+                t0,
+                "alice",
+                "c1",
+                1,
+                false,
+                vec![upd("sip:alice@192.0.2.1:5060", 0, 1.0)],
+                &flow()
+            ),
             Err(RegisterError::OutOfOrder)
         );
         assert_eq!(l.lookup(t0, "alice").len(), 2);
         // Un-register one contact.
-        l.register(t0, "alice", "c1", 2, false, vec![upd("sip:alice@192.0.2.1:5060", 0, 1.0)], &flow())
-            .unwrap();
+        l.register(
+            t0,
+            "alice",
+            "c1",
+            2,
+            false,
+            vec![upd("sip:alice@192.0.2.1:5060", 0, 1.0)],
+            &flow(),
+        )
+        .unwrap();
         assert_eq!(l.lookup(t0, "alice").len(), 1);
         // Expiry.
         let later = t0 + Duration::from_secs(61);
@@ -284,13 +316,48 @@ mod tests {
     fn star_removes_all_and_limit_evicts_oldest() {
         let mut l = Location::new(2);
         let t0 = Instant::now();
-        l.register(t0, "bob", "c", 1, false, vec![upd("sip:bob@192.0.2.1", 30, 1.0)], &flow()).unwrap();
-        l.register(t0, "bob", "c", 2, false, vec![upd("sip:bob@192.0.2.2", 60, 1.0)], &flow()).unwrap();
-        l.register(t0, "bob", "c", 3, false, vec![upd("sip:bob@192.0.2.3", 90, 1.0)], &flow()).unwrap();
-        let hosts: Vec<String> = l.lookup(t0, "bob").iter().map(|b| b.contact.host.to_string()).collect();
+        l.register(
+            t0,
+            "bob",
+            "c",
+            1,
+            false,
+            vec![upd("sip:bob@192.0.2.1", 30, 1.0)],
+            &flow(),
+        )
+        .unwrap();
+        l.register(
+            t0,
+            "bob",
+            "c",
+            2,
+            false,
+            vec![upd("sip:bob@192.0.2.2", 60, 1.0)],
+            &flow(),
+        )
+        .unwrap();
+        l.register(
+            t0,
+            "bob",
+            "c",
+            3,
+            false,
+            vec![upd("sip:bob@192.0.2.3", 90, 1.0)],
+            &flow(),
+        )
+        .unwrap();
+        let hosts: Vec<String> = l
+            .lookup(t0, "bob")
+            .iter()
+            .map(|b| b.contact.host.to_string())
+            .collect();
         assert_eq!(hosts.len(), 2);
-        assert!(!hosts.contains(&"192.0.2.1".to_string()), "the binding closest to expiry made room");
-        l.register(t0, "bob", "other", 1, true, vec![], &flow()).unwrap();
+        assert!(
+            !hosts.contains(&"192.0.2.1".to_string()),
+            "the binding closest to expiry made room"
+        );
+        l.register(t0, "bob", "other", 1, true, vec![], &flow())
+            .unwrap();
         assert!(l.lookup(t0, "bob").is_empty());
     }
 
@@ -300,10 +367,12 @@ mod tests {
         let t0 = Instant::now();
         let mut a = upd("sip:carol@192.0.2.1", 60, 1.0);
         a.instance = Some("<urn:uuid:1>".into());
-        l.register(t0, "carol", "c", 1, false, vec![a], &flow()).unwrap();
+        l.register(t0, "carol", "c", 1, false, vec![a], &flow())
+            .unwrap();
         let mut b = upd("sip:carol@198.51.100.7:4000", 60, 1.0);
         b.instance = Some("<urn:uuid:1>".into());
-        l.register(t0, "carol", "c", 2, false, vec![b], &flow()).unwrap();
+        l.register(t0, "carol", "c", 2, false, vec![b], &flow())
+            .unwrap();
         let v = l.lookup(t0, "carol");
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].contact.port, Some(4000));

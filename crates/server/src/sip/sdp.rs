@@ -41,7 +41,9 @@ pub fn media_target(body: &[u8]) -> Option<Target> {
     let d = SessionDescription::parse_bytes(body).ok()?;
     let i = audio_index(&d)?;
     let hold = d.is_media_on_hold(i);
-    let rtp = d.media_addr(i).filter(|a| !a.ip().is_unspecified() && a.port() != 0);
+    let rtp = d
+        .media_addr(i)
+        .filter(|a| !a.ip().is_unspecified() && a.port() != 0);
     let m = &d.media[i];
     let rtcp = if m.has_attribute("rtcp-mux") {
         rtp
@@ -111,12 +113,22 @@ mod tests {
         let v1 = s.lines().find(|l| l.starts_with("o=")).unwrap().to_string();
         // The same description again keeps the version; a changed one bumps it.
         let again = rewrite(OFFER.as_bytes(), relay, &mut o).unwrap();
-        let v2 = std::str::from_utf8(&again).unwrap().lines().find(|l| l.starts_with("o=")).unwrap().to_string();
+        let v2 = std::str::from_utf8(&again)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("o="))
+            .unwrap()
+            .to_string();
         assert_eq!(v1, v2);
         let hold = OFFER.replace("a=sendrecv", "a=sendonly");
         assert!(media_target(hold.as_bytes()).unwrap().hold);
         let held = rewrite(hold.as_bytes(), relay, &mut o).unwrap();
-        let v3 = std::str::from_utf8(&held).unwrap().lines().find(|l| l.starts_with("o=")).unwrap().to_string();
+        let v3 = std::str::from_utf8(&held)
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("o="))
+            .unwrap()
+            .to_string();
         assert_ne!(v1, v3);
         assert!(std::str::from_utf8(&held).unwrap().contains("a=sendonly"));
     }

@@ -235,7 +235,14 @@ impl Transports {
         }
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::channel(CONN_QUEUE);
-        table.by_id.insert(id, Conn { peer, transport, tx });
+        table.by_id.insert(
+            id,
+            Conn {
+                peer,
+                transport,
+                tx,
+            },
+        );
         table.by_peer.insert((peer, transport), id);
         self.stats.connections.inc();
         Some((id, rx))
@@ -278,7 +285,10 @@ async fn udp_loop(udp: Arc<UdpSocket>, t: Transports) {
                     continue;
                 }
                 // RFC 5626 keep-alives over UDP are STUN; a lone CRLF(s) is a NAT ping: ignore.
-                if buf[..n].iter().all(|b| *b == b'\r' || *b == b'\n' || *b == 0) {
+                if buf[..n]
+                    .iter()
+                    .all(|b| *b == b'\r' || *b == b'\n' || *b == 0)
+                {
                     continue;
                 }
                 t.deliver(Inbound {
