@@ -266,6 +266,9 @@ pub struct SipConfig {
     /// Media between two endpoints that are not behind NAT goes direct instead of through the
     /// relay. Off by default: anchoring is what recording, billing and topology hiding need.
     pub direct_media: bool,
+    /// Where calls to names that are not users go, e.g. `sip:192.0.2.10:5060` (a PSTN gateway,
+    /// a trunk, another PBX; an IP address, `;transport=tcp` allowed). Empty: such calls get 404.
+    pub default_route: String,
 }
 
 impl Default for SipConfig {
@@ -296,6 +299,7 @@ impl Default for SipConfig {
             max_connections: 10_000,
             connection_idle_secs: 300,
             direct_media: false,
+            default_route: String::new(),
         }
     }
 }
@@ -480,6 +484,21 @@ impl Config {
         }
         if sip.min_se_secs < 90 {
             return bad("sip.min_se_secs", "must be at least 90 (RFC 4028)");
+        }
+        if !sip.default_route.is_empty() {
+            match strowger_sip::Uri::parse(&sip.default_route) {
+                Ok(u)
+                    if matches!(
+                        u.host,
+                        strowger_sip::Host::V4(_) | strowger_sip::Host::V6(_)
+                    ) => {}
+                _ => {
+                    return bad(
+                        "sip.default_route",
+                        "must be a SIP URI with an IP address, such as sip:192.0.2.10:5060",
+                    )
+                }
+            }
         }
         if sip.no_answer_timeout_secs == 0 {
             return bad("sip.no_answer_timeout_secs", "must be at least 1");

@@ -187,6 +187,33 @@ fn is_sdp(req_ct: Option<&str>, body: &Bytes) -> bool {
     !body.is_empty() && req_ct.is_some_and(|c| c.eq_ignore_ascii_case("application/sdp"))
 }
 
+/// SDP from `sender` on its way to the other side: the relay learns where `sender` wants media,
+/// and the description is pointed at the relay's port for the receiver (our own o= per leg).
+/// With direct media (no relay) it passes unchanged. `None`: not usable SDP.
+fn relay_sdp(
+    c: &mut Call,
+    body: &Bytes,
+    sender: Side,
+    receiver_sip_ip: std::net::IpAddr,
+    offer: bool,
+) -> Option<Bytes> {
+    let Some(relay) = &c.relay else {
+        return Some(body.clone());
+    };
+    let t = sdp::media_target(body)?;
+    relay.set_remote_now(sender.leg(), t.rtp, t.rtcp);
+    if offer {
+        relay.set_hold_now(t.hold);
+    }
+    let receiver = sender.other();
+    let addr = relay.sdp_addr(receiver.leg(), receiver_sip_ip);
+    let origin = match receiver {
+        Side::A => &mut c.a_origin,
+        Side::B => &mut c.b_origin,
+    };
+    sdp::rewrite(body, addr, origin)
+}
+
 impl Core {
     fn call_mut(&mut self, id: u64) -> Option<&mut Call> {
         self.calls.calls.get_mut(&id)
@@ -250,11 +277,20 @@ impl Core {
             }
             user
         };
-        let Some(target) = target.filter(|u| !u.disabled) else {
-            tracing::info!(src = %from, "SIP: call from {caller} to unknown user {callee}: 404");
-            return self.reply(now, id, &req, 404, "Not Found", None);
+        let (callee, bindings) = match target.filter(|u| !u.disabled) {
+            Some(t) => {
+                let b = self.lookup(now, &t.username);
+                (t.username, b)
+            }
+            None => match self.default_route_binding(&callee) {
+                // Not one of ours: the default route (a gateway or trunk) takes it.
+                Some(b) => (callee, vec![b]),
+                None => {
+                    tracing::info!(src = %from, "SIP: call from {caller} to unknown user {callee}: 404");
+                    return self.reply(now, id, &req, 404, "Not Found", None);
+                }
+            },
         };
-        let bindings = self.lookup(now, &target.username);
         if bindings.is_empty() {
             tracing::info!(src = %from, "SIP: call from {caller} to {callee}: not registered, 480");
             return self.reply(now, id, &req, 480, "Temporarily Unavailable", None);
@@ -288,23 +324,34 @@ impl Core {
                 self.cfg.session_expires_secs,
             )));
         }
-        if self.calls.active() >= self.cfg.max_calls {
+        if self.stats.calls_active.get() >= self.cfg.max_calls as i64 {
             tracing::warn!("SIP: sip.max_calls ({}) reached: 503", self.cfg.max_calls);
             return self.reply(now, id, &req, 503, "Service Unavailable", None);
         }
         self.calls.next += 1;
         let cid = self.calls.next;
         let log = format!("call-{cid}");
-        let relay = match self.relay.allocate(&log) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("SIP: {log}: no media ports: {e}: 503");
-                return self.reply(now, id, &req, 503, "Service Unavailable", None);
+        // Direct media only when allowed and nobody is behind NAT: the caller's media address is
+        // the address its SIP came from, and each callee contact is the address it registered from.
+        let direct = self.cfg.direct_media
+            && offer.rtp.is_some_and(|a| a.ip() == from.ip())
+            && bindings
+                .iter()
+                .all(|b| super::core::ip_of(&b.contact.host) == Some(b.source.ip()));
+        let relay = if direct {
+            None
+        } else {
+            match self.relay.allocate(&log) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!("SIP: {log}: no media ports: {e}: 503");
+                    return self.reply(now, id, &req, 503, "Service Unavailable", None);
+                }
             }
         };
-        relay.set_remote_now(Leg::A, offer.rtp, offer.rtcp);
-        relay.set_hold_now(offer.hold);
-        {
+        if let Some(relay) = &relay {
+            relay.set_remote_now(Leg::A, offer.rtp, offer.rtcp);
+            relay.set_hold_now(offer.hold);
             // No RTP for the relay's timeout ends the call (an orphan: a phone that vanished).
             let mut w = relay.inactive_watch();
             let tx = self.internal.clone();
@@ -336,7 +383,7 @@ impl Core {
         let call = Call {
             log: log.clone(),
             caller: caller.clone(),
-            callee: target.username.clone(),
+            callee: callee.clone(),
             a_invite: req,
             a_tx: Some(id),
             a_from: from,
@@ -349,7 +396,7 @@ impl Core {
             b_call_id: format!("{:032x}", rand::random::<u128>()),
             branches: Vec::new(),
             b: None,
-            relay: Some(relay),
+            relay,
             state: State::Ringing,
             no_answer_at: Some(now + Duration::from_secs(self.cfg.no_answer_timeout_secs)),
             retrans: Vec::new(),
@@ -365,9 +412,9 @@ impl Core {
         self.calls.by_dialog.insert(a_did, (cid, Side::A));
         self.track(cid, id, Role::AInvite);
         tracing::info!(
-            "SIP: {log}: {caller} -> {} ({} contact(s))",
-            target.username,
-            bindings.len()
+            "SIP: {log}: {caller} -> {callee} ({} contact(s){})",
+            bindings.len(),
+            if direct { ", direct media" } else { "" }
         );
         let _ = display;
         for b in bindings {
@@ -393,11 +440,8 @@ impl Core {
         let Some(c) = self.calls.calls.get_mut(&cid) else {
             return;
         };
-        let relay_addr = match &c.relay {
-            Some(r) => r.sdp_addr(Leg::B, sip_ip),
-            None => return,
-        };
-        let Some(body) = sdp::rewrite(&c.a_invite.body, relay_addr, &mut c.b_origin) else {
+        let offer = c.a_invite.body.clone();
+        let Some(body) = relay_sdp(c, &offer, Side::A, sip_ip, true) else {
             return;
         };
         let from_display = c
@@ -576,13 +620,9 @@ impl Core {
             .response(resp.status, &resp.reason, Some(&c.a_tag));
         r.headers.push(HeaderName::Contact, contact.to_string());
         if is_sdp(resp.content_type(), &resp.body) {
-            if let (Some(relay), Some(t)) = (&c.relay, sdp::media_target(&resp.body)) {
-                relay.set_remote_now(Leg::B, t.rtp, t.rtcp);
-                let addr = relay.sdp_addr(Leg::A, sip_ip);
-                if let Some(body) = sdp::rewrite(&resp.body, addr, &mut c.a_origin) {
-                    r.body = body;
-                    r.headers.push(HeaderName::ContentType, "application/sdp");
-                }
+            if let Some(body) = relay_sdp(c, &resp.body, Side::B, sip_ip, false) {
+                r.body = body;
+                r.headers.push(HeaderName::ContentType, "application/sdp");
             }
         }
         let _ = self.txl.respond(now, a_tx, r);
@@ -652,12 +692,8 @@ impl Core {
             r.headers.push(HeaderName::Require, "timer");
             c.session_deadline = Some(now + si);
         }
-        if let Some(relay) = &c.relay {
-            if let Some(t) = sdp::media_target(&resp.body) {
-                relay.set_remote_now(Leg::B, t.rtp, t.rtcp);
-            }
-            let addr = relay.sdp_addr(Leg::A, sip_ip);
-            if let Some(body) = sdp::rewrite(&resp.body, addr, &mut c.a_origin) {
+        if is_sdp(resp.content_type(), &resp.body) {
+            if let Some(body) = relay_sdp(c, &resp.body, Side::B, sip_ip, false) {
                 r.body = body;
                 r.headers.push(HeaderName::ContentType, "application/sdp");
             }
@@ -1124,24 +1160,13 @@ impl Core {
             out.headers.push(h.name.clone(), h.value.clone());
         }
         if is_sdp(req.content_type(), &req.body) {
-            if let Some(relay) = &c.relay {
-                if let Some(t) = sdp::media_target(&req.body) {
-                    relay.set_remote_now(from.leg(), t.rtp, t.rtcp);
-                    relay.set_hold_now(t.hold);
-                }
-                let addr = relay.sdp_addr(to.leg(), sip_ip);
-                let origin = match to {
-                    Side::A => &mut c.a_origin,
-                    Side::B => &mut c.b_origin,
-                };
-                match sdp::rewrite(&req.body, addr, origin) {
-                    Some(b) => out.body = b,
-                    None => {
-                        c.reinvite_pending = false;
-                        let r = req.response(488, "Not Acceptable Here", None);
-                        let _ = self.txl.respond(now, server, r);
-                        return;
-                    }
+            match relay_sdp(c, &req.body, from, sip_ip, true) {
+                Some(b) => out.body = b,
+                None => {
+                    c.reinvite_pending = false;
+                    let r = req.response(488, "Not Acceptable Here", None);
+                    let _ = self.txl.respond(now, server, r);
+                    return;
                 }
             }
         } else {
@@ -1221,20 +1246,8 @@ impl Core {
             }
         }
         if is_sdp(resp.content_type(), &resp.body) {
-            if let Some(relay) = &c.relay {
-                if let Some(t) = sdp::media_target(&resp.body) {
-                    relay.set_remote_now(to.leg(), t.rtp, t.rtcp);
-                }
-                let addr = relay.sdp_addr(from.leg(), sip_ip);
-                let origin = match from {
-                    Side::A => &mut c.a_origin,
-                    Side::B => &mut c.b_origin,
-                };
-                if let Some(b) = sdp::rewrite(&resp.body, addr, origin) {
-                    r.body = b;
-                    // Content-Type was copied from the response headers.
-                }
-            }
+            // Content-Type was copied from the response headers.
+            r.body = relay_sdp(c, &resp.body, to, sip_ip, false).unwrap_or_default();
         } else {
             r.body = resp.body.clone();
         }

@@ -850,6 +850,35 @@ impl Core {
         }
     }
 
+    /// `sip.default_route` as a contact for `user`: where calls to numbers and names that are not
+    /// our users go (a PSTN gateway, a trunk, another PBX). `None` when not set.
+    pub(super) fn default_route_binding(&self, user: &str) -> Option<super::registrar::Binding> {
+        let route = Uri::parse(&self.cfg.default_route).ok()?;
+        let ip = ip_of(&route.host)?;
+        let transport = route
+            .params
+            .value("transport")
+            .and_then(|t| Transport::from_token(t))
+            .unwrap_or(Transport::Udp);
+        let mut contact = route.clone();
+        contact.user = Some(user.to_string().into());
+        let now = Instant::now();
+        Some(super::registrar::Binding {
+            contact_text: format!("<{contact}>"),
+            contact,
+            q: 1.0,
+            expires_at: now + Duration::from_secs(60),
+            call_id: String::new(),
+            cseq: 0,
+            source: SocketAddr::new(ip, route.port.unwrap_or(5060)),
+            transport,
+            conn: None,
+            user_agent: String::new(),
+            instance: None,
+            registered_at: now,
+        })
+    }
+
     /// The registered contacts of a user.
     pub(super) fn lookup(&self, now: Instant, user: &str) -> Vec<super::registrar::Binding> {
         self.loc.lookup(now, user)
@@ -939,6 +968,15 @@ fn httpdate(t: std::time::SystemTime) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ][(mo - 1) as usize];
     format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
+}
+
+/// The IP address of a host, if it is one.
+pub(super) fn ip_of(h: &Host) -> Option<IpAddr> {
+    match h {
+        Host::V4(a) => Some(IpAddr::V4(*a)),
+        Host::V6(a) => Some(IpAddr::V6(*a)),
+        Host::Domain(_) => None,
+    }
 }
 
 /// The SIP host for an IP address.
