@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rooms", get(list_rooms).post(create_room))
         .route("/api/v1/rooms/{name}", get(get_room).delete(delete_room))
         .route("/api/v1/presence", get(presence))
+        .route("/api/v1/users/{username}/devices", get(user_devices))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route(
             "/api/v1/users/{username}",
@@ -344,6 +345,39 @@ async fn presence(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<
 }
 
 // ---------------------------------------------------------------------- users
+
+/// The devices of a user: SIP phones registered now (the registrar's bindings) and the browser
+/// sessions signed in with that identity. One registry for both kinds.
+async fn user_devices(
+    State(s): State<AppState>,
+    Path(username): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&s, &headers)?;
+    if s.store.get_user(&username).await?.is_none() {
+        return Err(err("not_found", format!("no user '{username}'")).into());
+    }
+    let sip = s
+        .sip
+        .devices(&username)
+        .await
+        .map_err(|e| err("unavailable", e))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut web = Value::Null;
+    if s.hub.try_send(HubMsg::Presence { reply: tx }).is_ok() {
+        if let Ok(Ok(v)) = tokio::time::timeout(Duration::from_secs(5), rx).await {
+            web = v["users"]
+                .as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .find(|u| u["identity"] == username.as_str())
+                        .cloned()
+                })
+                .unwrap_or(Value::Null);
+        }
+    }
+    Ok(Json(json!({"username": username, "sip": sip, "web": web})))
+}
 
 impl From<strowger_store::StoreError> for ApiError {
     fn from(e: strowger_store::StoreError) -> Self {

@@ -155,13 +155,6 @@ impl Calls {
         }
         d
     }
-
-    pub fn active(&self) -> usize {
-        self.calls
-            .values()
-            .filter(|c| c.state != State::Ended)
-            .count()
-    }
 }
 
 /// Headers copied from one leg's request to the other's.

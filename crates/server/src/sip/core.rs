@@ -35,11 +35,54 @@ const MAX_PENDING_LOOKUPS: usize = 10_000;
 /// What the rest of the server sees of SIP.
 #[derive(Clone)]
 pub struct SipHandle {
-    pub stats: Arc<SipStats>,
     /// The UDP/TCP address SIP is bound to (None: SIP is off).
     pub local: Option<SocketAddr>,
     /// For SIP over WebSocket connections accepted by the HTTP server.
     pub transports: Option<Transports>,
+    /// Questions to the SIP task (None: SIP is off).
+    pub cmd: Option<mpsc::Sender<SipCmd>>,
+}
+
+/// A registered SIP device, as the REST API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub contact: String,
+    pub transport: &'static str,
+    /// Where its requests come from (its NAT's public address).
+    pub source: String,
+    pub expires_in: u64,
+    pub q: f32,
+    pub user_agent: String,
+    pub registered_secs_ago: u64,
+}
+
+/// Questions the rest of the server asks the SIP task.
+pub enum SipCmd {
+    /// The registered devices of a user.
+    Devices {
+        user: String,
+        reply: tokio::sync::oneshot::Sender<Vec<Device>>,
+    },
+}
+
+impl SipHandle {
+    /// The registered SIP devices of `user` (empty when SIP is off).
+    pub async fn devices(&self, user: &str) -> Result<Vec<Device>, &'static str> {
+        let Some(cmd) = &self.cmd else {
+            return Ok(Vec::new());
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        cmd.try_send(SipCmd::Devices {
+            user: user.to_string(),
+            reply: tx,
+        })
+        .map_err(|_| "SIP task busy")?;
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .map_err(|_| "SIP task did not answer")?
+            .map_err(|_| "SIP task stopped")
+    }
 }
 
 /// Completions of async work started by the SIP task.
@@ -119,9 +162,9 @@ pub async fn start(
     let local = tp.local();
     let Some(bound) = local else {
         return Ok(SipHandle {
-            stats,
             local,
             transports: None,
+            cmd: None,
         });
     };
     let (int_tx, int_rx) = mpsc::channel(4096);
@@ -177,11 +220,12 @@ pub async fn start(
         core.cfg.realm
     );
     let transports = Some(core.tp.clone());
-    tokio::spawn(core.run(in_rx, int_rx));
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    tokio::spawn(core.run(in_rx, int_rx, cmd_rx));
     Ok(SipHandle {
-        stats,
         local,
         transports,
+        cmd: Some(cmd_tx),
     })
 }
 
@@ -190,6 +234,7 @@ impl Core {
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut internal: mpsc::Receiver<Internal>,
+        mut cmds: mpsc::Receiver<SipCmd>,
     ) {
         loop {
             let deadline = self.next_deadline();
@@ -209,6 +254,7 @@ impl Core {
                     let Some(i) = i else { break };
                     self.on_internal(Instant::now(), i);
                 }
+                Some(c) = cmds.recv() => self.on_cmd(Instant::now(), c),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             let now = Instant::now();
@@ -337,6 +383,28 @@ impl Core {
         r.headers.push(HeaderName::Server, "Strowger");
         tracing::debug!(src = %m.src, "SIP: bad request answered {status}: {e}");
         self.send_msg(Message::Response(r), m.src, m.transport.reliable());
+    }
+
+    fn on_cmd(&mut self, now: Instant, c: SipCmd) {
+        match c {
+            SipCmd::Devices { user, reply } => {
+                let v = self
+                    .loc
+                    .lookup(now, &user)
+                    .into_iter()
+                    .map(|b| Device {
+                        contact: b.contact.to_string(),
+                        transport: b.transport.via(),
+                        source: b.source.to_string(),
+                        expires_in: b.expires_in(now),
+                        q: b.q,
+                        user_agent: b.user_agent,
+                        registered_secs_ago: now.duration_since(b.registered_at).as_secs(),
+                    })
+                    .collect();
+                let _ = reply.send(v);
+            }
+        }
     }
 
     fn on_internal(&mut self, now: Instant, i: Internal) {
@@ -814,7 +882,6 @@ impl Core {
             } else {
                 Transport::Udp
             },
-            conn: None,
             user_agent: req
                 .headers
                 .get(&HeaderName::UserAgent)
@@ -872,7 +939,6 @@ impl Core {
             cseq: 0,
             source: SocketAddr::new(ip, route.port.unwrap_or(5060)),
             transport,
-            conn: None,
             user_agent: String::new(),
             instance: None,
             registered_at: now,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use strowger_sip::{Host, Uri};
 
-use super::transport::{ConnId, Transport};
+use super::transport::Transport;
 
 /// Where a binding's requests go: the Contact as registered, and the flow it came from (sending
 /// to the source address over the same connection is what makes NATed phones reachable).
@@ -23,7 +23,6 @@ pub struct Binding {
     pub cseq: u32,
     pub source: SocketAddr,
     pub transport: Transport,
-    pub conn: Option<ConnId>,
     pub user_agent: String,
     /// `+sip.instance` (RFC 5626), if given.
     pub instance: Option<String>,
@@ -53,7 +52,6 @@ pub struct ContactUpdate {
 pub struct Flow {
     pub source: SocketAddr,
     pub transport: Transport,
-    pub conn: Option<ConnId>,
     pub user_agent: String,
 }
 
@@ -150,7 +148,6 @@ impl Location {
                 cseq,
                 source: flow.source,
                 transport: flow.transport,
-                conn: flow.conn,
                 user_agent: flow.user_agent.clone(),
                 instance: u.instance,
                 registered_at: now,
@@ -208,18 +205,6 @@ impl Location {
         n
     }
 
-    /// Every address of record with live bindings, and how many.
-    pub fn summary(&self, now: Instant) -> Vec<(String, usize)> {
-        let mut v: Vec<(String, usize)> = self
-            .aors
-            .iter()
-            .map(|(k, l)| (k.clone(), l.iter().filter(|b| b.expires_at > now).count()))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        v.sort();
-        v
-    }
-
     /// Total live bindings.
     pub fn bindings(&self) -> usize {
         self.aors.values().map(Vec::len).sum()
@@ -244,7 +229,6 @@ mod tests {
         Flow {
             source: "192.0.2.1:5060".parse().unwrap(),
             transport: Transport::Udp,
-            conn: None,
             user_agent: "test".into(),
         }
     }
