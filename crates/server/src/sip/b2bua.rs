@@ -122,6 +122,8 @@ struct Call {
     started: Instant,
     answered: Option<Instant>,
     live_tx: usize,
+    /// Every dialog id mapped to this call (for cleanup).
+    dialogs: Vec<DialogId>,
 }
 
 /// Every call.
@@ -131,6 +133,8 @@ pub(super) struct Calls {
     calls: HashMap<u64, Call>,
     by_tx: HashMap<TxId, (u64, Role)>,
     by_dialog: HashMap<DialogId, (u64, Side)>,
+    /// When each call wants its timers looked at (lazy: a stale entry only causes a check).
+    timers: std::collections::BTreeSet<(Instant, u64)>,
 }
 
 impl Calls {
@@ -140,20 +144,23 @@ impl Calls {
 
     /// The earliest call timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let mut d: Option<Instant> = None;
-        for c in self.calls.values() {
-            let mut consider = |t: Option<Instant>| {
-                if let Some(t) = t {
-                    d = Some(d.map_or(t, |d| d.min(t)));
-                }
-            };
-            consider(c.no_answer_at);
-            consider(c.session_deadline);
-            for r in &c.retrans {
-                consider(Some(r.next));
-            }
-        }
-        d
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Asks for call `cid`'s timers to be checked at `at`.
+    fn wake(&mut self, cid: u64, at: Instant) {
+        self.timers.insert((at, cid));
+    }
+}
+
+impl Call {
+    /// This call's earliest timer.
+    fn next_timer(&self) -> Option<Instant> {
+        [self.no_answer_at, self.session_deadline]
+            .into_iter()
+            .flatten()
+            .chain(self.retrans.iter().map(|r| r.next.min(r.until)))
+            .min()
     }
 }
 
@@ -400,9 +407,14 @@ impl Core {
             started: now,
             answered: None,
             live_tx: 0,
+            dialogs: Vec::new(),
         };
+        let first = call.next_timer();
         self.calls.calls.insert(cid, call);
-        self.calls.by_dialog.insert(a_did, (cid, Side::A));
+        if let Some(t) = first {
+            self.calls.wake(cid, t);
+        }
+        self.bind_dialog(cid, a_did, Side::A);
         self.track(cid, id, Role::AInvite);
         tracing::info!(
             "SIP: {log}: {caller} -> {callee} ({} contact(s){})",
@@ -568,7 +580,7 @@ impl Core {
                 self.prack(now, cid, i, &resp);
             }
             if let ForkEvent::Early(did) = &ev {
-                self.calls.by_dialog.insert(did.clone(), (cid, Side::B));
+                self.bind_dialog(cid, did.clone(), Side::B);
             }
             self.relay_provisional(now, cid, &resp);
             return;
@@ -659,7 +671,7 @@ impl Core {
         c.state = State::Answered;
         c.answered = Some(now);
         c.no_answer_at = None;
-        self.calls.by_dialog.insert(did.clone(), (cid, Side::B));
+        self.bind_dialog(cid, did.clone(), Side::B);
         // ACK the callee at once (we are its UAC).
         self.resend_ack(now, cid, i, &did);
         // Cancel the other phones.
@@ -714,6 +726,7 @@ impl Core {
         }
         self.stats.calls_answered.inc();
         tracing::info!("SIP: {log}: answered");
+        self.rearm(cid);
     }
 
     fn resend_ack(&mut self, _now: Instant, cid: u64, i: usize, did: &DialogId) {
@@ -981,8 +994,21 @@ impl Core {
     }
 
     fn forget(&mut self, cid: u64) {
-        self.calls.calls.remove(&cid);
-        self.calls.by_dialog.retain(|_, (c, _)| *c != cid);
+        if let Some(c) = self.calls.calls.remove(&cid) {
+            for d in c.dialogs {
+                self.calls.by_dialog.remove(&d);
+            }
+        }
+    }
+
+    /// Maps in-dialog traffic with this id to the call's side.
+    fn bind_dialog(&mut self, cid: u64, did: DialogId, side: Side) {
+        if let Some(c) = self.calls.calls.get_mut(&cid) {
+            if !c.dialogs.contains(&did) {
+                c.dialogs.push(did.clone());
+            }
+            self.calls.by_dialog.insert(did, (cid, side));
+        }
     }
 
     /// Marks a call ended: media released, counted. Its record stays until its transactions end.
@@ -1113,6 +1139,7 @@ impl Core {
                         c.reinvite_pending = true;
                     }
                 }
+                self.rearm(cid);
                 self.forward(now, cid, side, id, req)
             }
             _ => self.forward(now, cid, side, id, req),
@@ -1286,57 +1313,65 @@ impl Core {
             }
         }
         let _ = self.txl.respond(now, server, r);
+        self.rearm(cid);
     }
 
-    /// Call timers: no answer, session expiry, 2xx retransmissions.
+    /// Call timers: no answer, session expiry, 2xx retransmissions. Only the calls whose timer is
+    /// due are looked at.
     pub(super) fn calls_timeout(&mut self, now: Instant) {
-        let mut no_answer = Vec::new();
-        let mut expired = Vec::new();
-        let mut sends = Vec::new();
-        for (cid, c) in self.calls.calls.iter_mut() {
-            if c.no_answer_at.is_some_and(|t| t <= now) {
-                c.no_answer_at = None;
-                no_answer.push(*cid);
+        let mut due = Vec::new();
+        while let Some(&(t, cid)) = self.calls.timers.first() {
+            if t > now {
+                break;
             }
-            if c.session_deadline.is_some_and(|t| t <= now) {
-                c.session_deadline = None;
-                expired.push(*cid);
+            self.calls.timers.pop_first();
+            if due.last() != Some(&cid) {
+                due.push(cid);
             }
-            c.retrans.retain_mut(|r| {
-                if now >= r.until {
-                    return false;
-                }
-                if now >= r.next {
-                    sends.push((r.msg.clone(), r.dest));
-                    r.interval = (r.interval * 2).min(Duration::from_secs(4));
-                    r.next = now + r.interval;
-                }
-                true
-            });
         }
+        due.sort_unstable();
+        due.dedup();
+        for cid in due {
+            self.call_timers(now, cid);
+        }
+    }
+
+    fn call_timers(&mut self, now: Instant, cid: u64) {
+        let Some(c) = self.calls.calls.get_mut(&cid) else {
+            return;
+        };
+        let no_answer = c.no_answer_at.is_some_and(|t| t <= now);
+        if no_answer {
+            c.no_answer_at = None;
+        }
+        let expired = c.session_deadline.is_some_and(|t| t <= now);
+        if expired {
+            c.session_deadline = None;
+        }
+        let mut sends = Vec::new();
+        c.retrans.retain_mut(|r| {
+            if now >= r.until {
+                return false;
+            }
+            if now >= r.next {
+                sends.push((r.msg.clone(), r.dest));
+                r.interval = (r.interval * 2).min(Duration::from_secs(4));
+                r.next = now + r.interval;
+            }
+            true
+        });
+        let log = c.log.clone();
         for (m, d) in sends {
             self.send_msg(m, d, false);
         }
-        for cid in no_answer {
-            let log = self
-                .calls
-                .calls
-                .get(&cid)
-                .map(|c| c.log.clone())
-                .unwrap_or_default();
+        if no_answer {
             tracing::info!(
                 "SIP: {log}: no answer after {} s",
                 self.cfg.no_answer_timeout_secs
             );
             self.fail_call(now, cid, 480, "No Answer");
         }
-        for cid in expired {
-            let log = self
-                .calls
-                .calls
-                .get(&cid)
-                .map(|c| c.log.clone())
-                .unwrap_or_default();
+        if expired {
             tracing::info!("SIP: {log}: session timer expired (no refresh): hanging up");
             self.hangup(
                 now,
@@ -1345,16 +1380,20 @@ impl Core {
                 "SIP;cause=408;text=\"Session timer expired\"",
             );
         }
-        // Ended calls whose last retransmission stopped.
-        let idle: Vec<u64> = self
-            .calls
-            .calls
-            .iter()
-            .filter(|(_, c)| c.state == State::Ended && c.live_tx == 0 && c.retrans.is_empty())
-            .map(|(k, _)| *k)
-            .collect();
-        for cid in idle {
+        self.rearm(cid);
+    }
+
+    /// Re-registers a call's next timer after it changed; forgets an ended call with nothing left.
+    fn rearm(&mut self, cid: u64) {
+        let Some(c) = self.calls.calls.get(&cid) else {
+            return;
+        };
+        if c.state == State::Ended && c.live_tx == 0 && c.retrans.is_empty() {
             self.forget(cid);
+            return;
+        }
+        if let Some(t) = c.next_timer() {
+            self.calls.wake(cid, t);
         }
     }
 
