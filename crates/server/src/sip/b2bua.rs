@@ -496,6 +496,10 @@ impl Core {
         };
         let h = &mut req.headers;
         h.push(HeaderName::Via, via);
+        // RFC 3327: through the proxies the phone registered by.
+        for p in &b.path {
+            h.push(HeaderName::Route, p.clone());
+        }
         h.push(HeaderName::MaxForwards, mf.to_string());
         h.push(HeaderName::From, from_tagged.to_string());
         h.push(HeaderName::To, to.to_string());

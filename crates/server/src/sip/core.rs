@@ -875,7 +875,7 @@ impl Core {
             return self.reply(now, id, &req, 400, "Bad Request", None);
         };
         let call_id = call_id.to_string();
-        let flow = Flow {
+        let mut flow = Flow {
             source: from,
             transport: if reliable {
                 self.tp.stream_kind(from)
@@ -887,6 +887,20 @@ impl Core {
                 .get(&HeaderName::UserAgent)
                 .map(|u| u.chars().take(128).collect())
                 .unwrap_or_default(),
+            path: Vec::new(),
+        };
+        // RFC 3327: the proxies between us and the phone, kept as its route and echoed.
+        for v in req.headers.get_all(&HeaderName::Path) {
+            match NameAddr::parse_list(v) {
+                Ok(list) => flow.path.extend(list.iter().map(|n| n.to_string())),
+                Err(_) => return self.reply(now, id, &req, 400, "Bad Path", None),
+            }
+        }
+        flow.path.truncate(8);
+        let path_echo: Vec<(HeaderName, String)> = if flow.path.is_empty() {
+            Vec::new()
+        } else {
+            vec![(HeaderName::Path, flow.path.join(", "))]
         };
         match self
             .loc
@@ -907,6 +921,7 @@ impl Core {
                     HeaderName::Other("Date".into()),
                     httpdate(std::time::SystemTime::now()),
                 ));
+                h.extend(path_echo);
                 tracing::debug!(src = %from, "SIP: {aor} registered, {} contact(s)", bindings.len());
                 self.reply(now, id, &req, 200, "OK", Some(h));
             }
@@ -941,6 +956,7 @@ impl Core {
             transport,
             user_agent: String::new(),
             instance: None,
+            path: Vec::new(),
             registered_at: now,
         })
     }

@@ -26,6 +26,8 @@ pub struct Binding {
     pub user_agent: String,
     /// `+sip.instance` (RFC 5626), if given.
     pub instance: Option<String>,
+    /// Path (RFC 3327): the proxies between us and the phone, as Route values for requests to it.
+    pub path: Vec<String>,
     pub registered_at: Instant,
 }
 
@@ -53,6 +55,8 @@ pub struct Flow {
     pub source: SocketAddr,
     pub transport: Transport,
     pub user_agent: String,
+    /// Path header values of the REGISTER (RFC 3327), in order.
+    pub path: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,6 +154,7 @@ impl Location {
                 transport: flow.transport,
                 user_agent: flow.user_agent.clone(),
                 instance: u.instance,
+                path: flow.path.clone(),
                 registered_at: now,
             };
             match pos {
@@ -230,6 +235,7 @@ mod tests {
             source: "192.0.2.1:5060".parse().unwrap(),
             transport: Transport::Udp,
             user_agent: "test".into(),
+            path: Vec::new(),
         }
     }
 
