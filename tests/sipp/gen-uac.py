@@ -10,6 +10,7 @@ Kamailio, once for the challenged one). Edit this file, then run it: python3 tes
 Globals (-set): caller (user that calls), pw (its password). [service] (-s) is the called user.
 """
 import os
+import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -237,5 +238,7 @@ scenarios['uac-offline'] = ('''     Call to a known user with no registration (-
 
 for name, (doc, body) in scenarios.items():
     with open(os.path.join(HERE, name + '.xml'), 'w') as f:
-        f.write(HEAD.format(doc=doc, name=name) + body + '</scenario>\n')
+        used = sorted(set(re.findall(r'assign_to="([a-z0-9_]+)"', body)) - {'cs'})
+        refs = f'  <!-- variables only checked (ereg check_it), never used in a message -->\n  <Reference variables="{",".join(used)}"/>\n' if used else ''
+        f.write(HEAD.format(doc=doc, name=name) + body + refs + '</scenario>\n')
     print('wrote', name + '.xml')
