@@ -2,7 +2,7 @@
 # Validates the SIP test scenarios against Kamailio 5.6 (a known-good registrar + stateful proxy),
 # so that a failure against Strowger points at Strowger, not at the scenarios.
 #
-#   tests/sip/kamailio-check.sh [all|sipp|baresip]      (needs kamailio, sipp, tcpdump; baresip-core for baresip)
+#   tests/sip/kamailio-check.sh [all|sipp|malformed|baresip]      (needs kamailio, sipp, tcpdump; baresip-core for baresip)
 #
 # Kamailio runs the bench config of the bench-peers harness (BENCH_PEERS, default
 # /work/shared/bench-peers: kamailio/kamailio-bench.cfg with WITH_AUTH over its db_text users
@@ -69,6 +69,16 @@ if [ "$what" = all ] || [ "$what" = sipp ]; then
   call_test busy u00002 uas-busy.xml 4000 uac-busy.xml
   call_test cancel u00002 uas-ring.xml 5000 uac-cancel.xml
   [ "${SKIP_SLOW:-0}" = 1 ] || SIPP_TIMEOUT=45 call_test noanswer u00002 uas-ring.xml 36000 uac-noanswer.xml
+fi
+
+if [ "$what" = all ] || [ "$what" = malformed ]; then
+  # informational: Kamailio's own policy differs from Strowger's contract (no 420/416 checks,
+  # UDP only); this only shows the sender works and the corpus does not kill a real server.
+  python3 "$here/send-malformed.py" --target "$TARGET" --transport udp -v >"$LOGS/malformed.txt" 2>&1
+  sed 's/^/    /' "$LOGS/malformed.txt"
+  if grep -q 'ok    udp: OPTIONS after the corpus' "$LOGS/malformed.txt" && kill -0 "$kpid" 2>/dev/null; then
+    pass malformed-alive "kamailio still answers OPTIONS after the corpus"
+  else fail malformed-alive "see $LOGS/malformed.txt"; fi
 fi
 
 if [ "$what" = all ] || [ "$what" = baresip ]; then
