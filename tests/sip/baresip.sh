@@ -7,7 +7,7 @@
 #
 # Environment: SIP_TARGET=127.0.0.1:5060, ALICE=alice ALICE_PW=secret BOB=bob BOB_PW=secret,
 #   OUT (work/log folder, default a mktemp -d), HOLD_SECS=6, BARESIP_PORTS base (default 5270:
-#   alice SIP 5270, bob 5272, ctrl_tcp 5271/5273; RTP 10000-10099 / 10100-10199).
+#   alice SIP 5270(+1 TLS), bob 5280(+1), ctrl_tcp 5290/5291; RTP 10000-10099 / 10100-10199).
 # Every wait is bounded; both baresip processes are stopped by pid at the end.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,8 +72,9 @@ CFG
   : >"$d/contacts"
   : >"$d/current_contact"
 }
-conf alice "$alice" "$alice_pw" "$base" $((base + 1)) 10000-10099 440
-conf bob "$bob" "$bob_pw" $((base + 2)) $((base + 3)) 10100-10199 1000
+# baresip also listens on SIP port + 1 (TLS): keep the ports apart
+conf alice "$alice" "$alice_pw" "$base" $((base + 20)) 10000-10099 440
+conf bob "$bob" "$bob_pw" $((base + 10)) $((base + 21)) 10100-10199 1000
 
 for n in alice bob; do
   timeout 90 baresip -f "$out/$n" -v </dev/null >"$out/$n.log" 2>&1 &
@@ -82,7 +83,7 @@ done
 echo "baresip: alice pid ${pids[0]}, bob pid ${pids[1]}, server $target, logs $out"
 
 rc=0
-tool drive --alice 127.0.0.1:$((base + 1)) --bob 127.0.0.1:$((base + 3)) --dial "sip:$bob@$target" --hold "$hold" \
+tool drive --alice 127.0.0.1:$((base + 20)) --bob 127.0.0.1:$((base + 21)) --dial "sip:$bob@$target" --hold "$hold" \
   >"$out/drive.log" 2>&1 || rc=$?
 cat "$out/drive.log"
 cleanup

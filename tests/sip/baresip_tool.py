@@ -84,7 +84,7 @@ class Ctrl:
         return any(e.get('response') and text in str(e.get('data', '')) for e in self.events)
 
 
-def wait_for(peers, cond, secs, what):
+def wait_for(peers, cond, secs, what, quiet=False):
     deadline = time.monotonic() + secs
     while time.monotonic() < deadline:
         for p in peers:
@@ -92,7 +92,8 @@ def wait_for(peers, cond, secs, what):
         if cond():
             return True
         time.sleep(0.05)
-    print(f'  timed out after {secs}s waiting for {what}', flush=True)
+    if not quiet:
+        print(f'  timed out after {secs}s waiting for {what}', flush=True)
     return False
 
 
@@ -119,10 +120,10 @@ def drive(a):
                     'CALL_ESTABLISHED on both'):
         print('FAIL call not established', flush=True)
         alice.send('hangup')
-        wait_for(peers, lambda: False, 1, 'hangup')
+        wait_for(peers, lambda: False, 1, 'hangup', quiet=True)
         return 1
     print(f'established; holding {a.hold}s', flush=True)
-    wait_for(peers, lambda: alice.seen('CALL_CLOSED') or bob.seen('CALL_CLOSED'), a.hold, 'the hold time (no early hangup)')
+    wait_for(peers, lambda: alice.seen('CALL_CLOSED') or bob.seen('CALL_CLOSED'), a.hold, 'the hold time', quiet=True)
     if alice.seen('CALL_CLOSED') or bob.seen('CALL_CLOSED'):
         print('FAIL call closed early', flush=True)
         return 1
@@ -132,7 +133,7 @@ def drive(a):
         return 1
     for p in peers:
         p.send('quit')
-    wait_for(peers, lambda: False, 0.5, 'quit')
+    wait_for(peers, lambda: False, 0.5, 'quit', quiet=True)
     print('call ok', flush=True)
     return 0
 
