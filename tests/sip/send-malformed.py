@@ -222,6 +222,9 @@ def main():
             if isinstance(st, str) and st != 'junk':
                 print(f'FAIL  {transport} {name}: {st}')
                 bad += 1
+                if st.startswith('connect error'):
+                    print(f'FAIL  {transport}: cannot connect, skipping the rest of the corpus on {transport}')
+                    break
                 continue
             ok = accepted(expect, st)
             shown = 'dropped' if st is None else ('non-SIP answer' if st == 'junk' else str(st))
