@@ -56,7 +56,7 @@ if [ "$what" = all ] || [ "$what" = sipp ]; then
   else fail reg-badpass "$(sipp_reason reg-badpass $?)"; fi
 
   capture_start "$LOGS/call.pcap" "port $CALLER_MEDIA or port $CALLEE_MEDIA"
-  call_test call u00002 uas-answer.xml 12000 uac-call.xml
+  call_test call u00002 uas-answer.xml 12000 uac-call.xml "$FLOW_ANSWER"
   capture_stop
   if python3 "$here/rtpcheck.py" --expect direct --pcap "$LOGS/call.pcap" --caller-msg "$LOGS/call.msg" \
     --callee-msg "$LOGS/call-callee.msg" --caller-port "$CALLER_MEDIA" --callee-port "$CALLEE_MEDIA" >"$LOGS/rtpcheck.txt" 2>&1; then
@@ -64,11 +64,11 @@ if [ "$what" = all ] || [ "$what" = sipp ]; then
   else fail rtp-direct "$(grep FAIL "$LOGS/rtpcheck.txt" | head -n 3 | tr '\n' ';')"; fi
   sed 's/^/    /' "$LOGS/rtpcheck.txt"
 
-  call_test hold u00002 uas-answer.xml 12000 uac-hold.xml
-  call_test bye-from-callee u00002 uas-answer-bye.xml 10000 uac-bye-from-callee.xml
-  call_test busy u00002 uas-busy.xml 4000 uac-busy.xml
-  call_test cancel u00002 uas-ring.xml 5000 uac-cancel.xml
-  [ "${SKIP_SLOW:-0}" = 1 ] || SIPP_TIMEOUT=45 call_test noanswer u00002 uas-ring.xml 36000 uac-noanswer.xml
+  call_test hold u00002 uas-answer.xml 12000 uac-hold.xml "$FLOW_HOLD"
+  call_test bye-from-callee u00002 uas-answer-bye.xml 10000 uac-bye-from-callee.xml "$FLOW_ANSWER_BYE"
+  call_test busy u00002 uas-busy.xml 4000 uac-busy.xml "$FLOW_BUSY"
+  call_test cancel u00002 uas-ring.xml 5000 uac-cancel.xml "$FLOW_RING"
+  [ "${SKIP_SLOW:-0}" = 1 ] || SIPP_TIMEOUT=45 call_test noanswer u00002 uas-ring.xml 36000 uac-noanswer.xml "$FLOW_RING"
 fi
 
 if [ "$what" = all ] || [ "$what" = malformed ]; then

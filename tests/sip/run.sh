@@ -145,12 +145,12 @@ caller_only() {
 call_with_rtp() {
   local name=$1
   if ! command -v tcpdump >/dev/null; then
-    call_test "$name" bob uas-answer.xml 10000 uac-call.xml
+    call_test "$name" bob uas-answer.xml 10000 uac-call.xml "$FLOW_ANSWER"
     fail "$name-rtp" "tcpdump missing (apt-get install tcpdump): RTP path not checked"
     return
   fi
   capture_start "$LOGS/$name.pcap" "port $CALLER_MEDIA or port $CALLEE_MEDIA"
-  call_test "$name" bob uas-answer.xml 10000 uac-call.xml
+  call_test "$name" bob uas-answer.xml 10000 uac-call.xml "$FLOW_ANSWER"
   capture_stop
   if python3 "$here/rtpcheck.py" --expect relay --pcap "$LOGS/$name.pcap" --caller-msg "$LOGS/$name.msg" \
     --callee-msg "$LOGS/$name-callee.msg" --caller-port "$CALLER_MEDIA" --callee-port "$CALLEE_MEDIA" \
@@ -171,11 +171,11 @@ if want reg-badpass; then
   else fail reg-badpass "$(sipp_reason reg-badpass $rc)"; fi
 fi
 want call && call_with_rtp call
-want hold && call_test hold bob uas-answer.xml 10000 uac-hold.xml
-want bye-from-callee && call_test bye-from-callee bob uas-answer-bye.xml 8000 uac-bye-from-callee.xml
-want busy && call_test busy bob uas-busy.xml 3000 uac-busy.xml
-want cancel && call_test cancel bob uas-ring.xml 4000 uac-cancel.xml
-want noanswer && call_test noanswer bob uas-ring.xml $(((NO_ANSWER_SECS + 4) * 1000)) uac-noanswer.xml
+want hold && call_test hold bob uas-answer.xml 10000 uac-hold.xml "$FLOW_HOLD"
+want bye-from-callee && call_test bye-from-callee bob uas-answer-bye.xml 8000 uac-bye-from-callee.xml "$FLOW_ANSWER_BYE"
+want busy && call_test busy bob uas-busy.xml 3000 uac-busy.xml "$FLOW_BUSY"
+want cancel && call_test cancel bob uas-ring.xml 4000 uac-cancel.xml "$FLOW_RING"
+want noanswer && call_test noanswer bob uas-ring.xml $(((NO_ANSWER_SECS + 4) * 1000)) uac-noanswer.xml "$FLOW_RING"
 want unknown && caller_only unknown uac-unknown.xml nobody "unknown user: 404"
 want offline && caller_only offline uac-offline.xml carol "known user, not registered: 480"
 
@@ -188,7 +188,7 @@ if want malformed; then
   fi
   if kill -0 "$server_pid" 2>/dev/null; then
     reg reg-after-malformed
-    call_test call-after-malformed bob uas-answer.xml 10000 uac-call.xml
+    call_test call-after-malformed bob uas-answer.xml 10000 uac-call.xml "$FLOW_ANSWER"
   else
     fail malformed-alive "the server died during the malformed corpus"
   fi
