@@ -2,7 +2,7 @@
 # Validates the SIP test scenarios against Kamailio 5.6 (a known-good registrar + stateful proxy),
 # so that a failure against Strowger points at Strowger, not at the scenarios.
 #
-#   tests/sip/kamailio-check.sh [all|sipp|malformed|baresip]      (needs kamailio, sipp, tcpdump; baresip-core for baresip)
+#   tests/sip/kamailio-check.sh [all|sipp|negative|malformed|baresip]   (negative needs sipp's call.pcap: run all)      (needs kamailio, sipp, tcpdump; baresip-core for baresip)
 #
 # Kamailio runs the bench config of the bench-peers harness (BENCH_PEERS, default
 # /work/shared/bench-peers: kamailio/kamailio-bench.cfg with WITH_AUTH over its db_text users
@@ -69,6 +69,22 @@ if [ "$what" = all ] || [ "$what" = sipp ]; then
   call_test busy u00002 uas-busy.xml 4000 uac-busy.xml "$FLOW_BUSY"
   call_test cancel u00002 uas-ring.xml 5000 uac-cancel.xml "$FLOW_RING"
   [ "${SKIP_SLOW:-0}" = 1 ] || SIPP_TIMEOUT=45 call_test noanswer u00002 uas-ring.xml 36000 uac-noanswer.xml "$FLOW_RING"
+fi
+
+if [ "$what" = all ] || [ "$what" = negative ]; then
+  # the checks must be able to fail: each of these runs a deliberately wrong pairing
+  neg() {
+    local name=$1
+    shift
+    if ("$@") >"$LOGS/$name.neg.txt" 2>&1; then fail "$name" "a wrong flow passed: $(tail -n 1 "$LOGS/$name.neg.txt")"
+    else pass "$name" "detected: $(grep -E '^FAIL' "$LOGS/$name.neg.txt" | head -n 1 | cut -c7-220)"; fi
+  }
+  neg neg-badpass-right-pw sipp_fg neg1 -p "$CALLER_PORT" -m 1 -sf "$SCEN/reg-badpass.xml" -inf "$SCEN/kamailio-users.csv"
+  neg neg-busy-but-answered call_test neg2 u00002 uas-answer.xml 8000 uac-busy.xml "$FLOW_BUSY"
+  neg neg-cancel-but-busy call_test neg3 u00002 uas-busy.xml 4000 uac-cancel.xml "$FLOW_RING"
+  neg neg-callee-flow call_test neg4 u00002 uas-busy.xml 4000 uac-busy.xml "$FLOW_RING"
+  neg neg-relay-on-direct-media python3 "$here/rtpcheck.py" --expect relay --pcap "$LOGS/call.pcap" --caller-msg "$LOGS/call.msg" \
+    --callee-msg "$LOGS/call-callee.msg" --caller-port "$CALLER_MEDIA" --callee-port "$CALLEE_MEDIA"
 fi
 
 if [ "$what" = all ] || [ "$what" = malformed ]; then
