@@ -199,7 +199,7 @@ if want baresip; then
     echo "SKIP  baresip                      (SIP_SKIP_BARESIP=1)"
   elif ! command -v baresip >/dev/null; then
     fail baresip "baresip missing (apt-get install baresip-core)"
-  elif SIP_TARGET=$TARGET ALICE=alice ALICE_PW=$USER_PW BOB=bob BOB_PW=$USER_PW EXPECT_MEDIA=relay \
+  elif SIP_TARGET=$TARGET ALICE=alice ALICE_PW=$USER_PW BOB=bob BOB_PW=$USER_PW \
     OUT=$LOGS/baresip timeout 120 bash "$here/baresip.sh" >"$LOGS/baresip.txt" 2>&1; then
     pass baresip "$(tail -n 1 "$LOGS/baresip.txt")"
   else
