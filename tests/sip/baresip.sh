@@ -6,7 +6,8 @@
 #   tests/sip/baresip.sh          (run.sh calls it with the server up; kamailio-check.sh too)
 #
 # Environment: SIP_TARGET=127.0.0.1:5060, ALICE=alice ALICE_PW=secret BOB=bob BOB_PW=secret,
-#   OUT (work/log folder, default a mktemp -d), HOLD_SECS=6, BARESIP_PORTS base (default 5270:
+#   OUT (work/log folder, default a mktemp -d), HOLD_SECS=6, BARESIP_PORTS base (default 5270, or
+#   the next block of 50 whose ports are free:
 #   alice SIP 5270(+1 TLS), bob 5280(+1), ctrl_tcp 5290/5291; RTP 10000-10099 / 10100-10199).
 # Every wait is bounded; both baresip processes are stopped by pid at the end.
 set -uo pipefail
@@ -21,6 +22,8 @@ mkdir -p "$out"
 case "${target%:*}" in 127.*) ;; *) echo "baresip: refusing non-loopback target $target" >&2; exit 2 ;; esac
 command -v baresip >/dev/null || { echo "baresip: baresip missing (apt-get install baresip-core)"; exit 2; }
 tool() { python3 "$here/baresip_tool.py" "$@"; }
+# the first block of free ports from $base on (another program may hold one of them)
+base=$(tool ports "$base") || { echo "baresip: FAIL no free ports"; exit 1; }
 
 pids=()
 cleanup() {

@@ -5,6 +5,8 @@
   baresip_tool.py drive --alice HOST:PORT --bob HOST:PORT --dial URI [--hold 6]
         over baresip's ctrl_tcp (netstring JSON): wait until both are registered, alice dials,
         wait for CALL_ESTABLISHED on both, hold, alice hangs up, wait for CALL_CLOSED on both
+  baresip_tool.py ports BASE                         first block b >= BASE (steps of 50) whose ports
+        b, b+1, b+10, b+11, b+20, b+21 are free on 127.0.0.1 for UDP and TCP; prints b
   baresip_tool.py check DIR FREQ [--other FREQ]      the received audio (sndfile dump-*-dec.wav in
         DIR) carries the tone FREQ: Goertzel power at FREQ dominates the other tone and the
         neighbourhood, over at least 2 s of the recording
@@ -138,6 +140,27 @@ def drive(a):
     return 0
 
 
+def free(port):
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(('127.0.0.1', port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def ports(base):
+    for b in range(base, base + 2000, 50):
+        if all(free(b + o) for o in (0, 1, 10, 11, 20, 21)):
+            print(b)
+            return 0
+    print('no free port block', file=sys.stderr)
+    return 1
+
+
 def goertzel(samples, rate, freq):
     k = 2 * math.cos(2 * math.pi * freq / rate)
     s1 = s2 = 0.0
@@ -194,6 +217,8 @@ def main():
     d.add_argument('--bob', required=True)
     d.add_argument('--dial', required=True)
     d.add_argument('--hold', type=float, default=6)
+    pp = sub.add_parser('ports')
+    pp.add_argument('base', type=int)
     c = sub.add_parser('check')
     c.add_argument('dir')
     c.add_argument('freq', type=float)
@@ -205,6 +230,8 @@ def main():
         return 0
     if a.cmd == 'drive':
         return drive(a)
+    if a.cmd == 'ports':
+        return ports(a.base)
     if a.other == 0:
         a.other = a.freq * 2.3
     return check(a)

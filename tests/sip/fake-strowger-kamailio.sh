@@ -3,8 +3,8 @@
 #   STROWGER_BIN=tests/sip/fake-strowger-kamailio.sh tests/sip/run.sh reg-udp call busy cancel baresip
 # `user add NAME --password PW --set data_dir=DIR` adds a db_text subscriber under DIR;
 # `serve --set sip.listen=IP:PORT --set http.listen=IP:PORT --set data_dir=DIR ...` runs Kamailio
-# (bench-peers config, WITH_AUTH, UDP only) on sip.listen and a tiny HTTP server answering
-# /readyz, until SIGTERM. Kamailio is a proxy: expect the B2BUA-only checks (TCP, 404/480,
+# (bench-peers config, WITH_AUTH, UDP and TCP) on sip.listen and a tiny HTTP server answering
+# /readyz, until SIGTERM. Kamailio is a proxy: expect the B2BUA-only checks (404/480,
 # the no-answer timeout, RTP relay, the malformed-message policy) to fail.
 set -uo pipefail
 BENCH_PEERS=${BENCH_PEERS:-/work/shared/bench-peers}
@@ -32,7 +32,8 @@ case "$cmd" in
   serve)
     sip=${set[sip.listen]:-127.0.0.1:5060}
     http=${set[http.listen]:-127.0.0.1:18080}
-    sed "s|@DBTEXT_DIR@|$db|g" "$BENCH_PEERS/kamailio/kamailio-bench.cfg" >"$data/kamailio.cfg"
+    sed -e "s|@DBTEXT_DIR@|$db|g" -e "s|^disable_tcp=yes|disable_tcp=no\nlisten=tcp:$sip|" \
+      "$BENCH_PEERS/kamailio/kamailio-bench.cfg" >"$data/kamailio.cfg"
     kamailio -DD -E -f "$data/kamailio.cfg" -P "$data/kamailio.pid" -m 128 -M 16 -A WITH_AUTH -A WORKERS=2 \
       -A "LISTEN_ADDR=udp:$sip" </dev/null 2>&1 &
     k=$!

@@ -21,7 +21,10 @@ sipp_reason() {
   local name=$1 rc=$2 line=
   [ "$rc" = 124 ] && { echo "SIPp did not finish in time (killed by timeout)"; return; }
   if [ -s "$LOGS/$name.err" ]; then
-    line=$(grep -v '^[[:space:]]*$' "$LOGS/$name.err" | grep -vE '^-+|^[0-9-]+ [0-9:.]+' | head -n 2 | tr '\n' ' ')
+    # the decisive event first (abort, unexpected message, timeout), else the first one logged
+    line=$(grep -aE 'Aborting|unexpected|[Tt]imeout|check_it|[Rr]egexp|Could not|Unable|refused' "$LOGS/$name.err" | head -n 1)
+    [ -n "$line" ] || line=$(grep -av '^[[:space:]]*$' "$LOGS/$name.err" | grep -avE '^-+$' | head -n 2 | tr '\n' ' ')
+    line=$(printf '%s' "$line" | sed -E 's/^.*[0-9]{10}\.[0-9]+: //')
   fi
   [ -n "$line" ] || line=$(grep -E 'Failed call|Unexpected|Aborting|error' "$LOGS/$name.out" 2>/dev/null | tail -n 1)
   echo "sipp exit $rc: ${line:-see $LOGS/$name.*} (logs $LOGS/$name.*)" | cut -c1-400
