@@ -27,7 +27,9 @@ sipp_reason() {
     line=$(printf '%s' "$line" | sed -E 's/^.*[0-9]{10}\.[0-9]+: //')
   fi
   [ -n "$line" ] || line=$(grep -E 'Failed call|Unexpected|Aborting|error' "$LOGS/$name.out" 2>/dev/null | tail -n 1)
-  echo "sipp exit $rc: ${line:-see $LOGS/$name.*} (logs $LOGS/$name.*)" | cut -c1-400
+  local what="sipp exit $rc"
+  [ "$rc" = 255 ] && what="sipp exit 255 (fatal error, or its -timeout ${SIPP_TIMEOUT}s ran out)"
+  echo "$what: ${line:-see $LOGS/$name.*} (logs $LOGS/$name.*)" | cut -c1-400
 }
 
 # sipp_fg NAME ARGS...: one SIPp run in the foreground, bounded, with its error and message traces.
