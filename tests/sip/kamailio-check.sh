@@ -69,6 +69,7 @@ if [ "$what" = all ] || [ "$what" = sipp ]; then
   else fail rtp-direct "$(grep FAIL "$LOGS/rtpcheck.txt" | head -n 3 | tr '\n' ';')"; fi
   sed 's/^/    /' "$LOGS/rtpcheck.txt"
 
+  call_test call-tcp u00002 uas-answer.xml 12000 uac-call.xml "$FLOW_ANSWER" -t t1
   call_test hold u00002 uas-answer.xml 12000 uac-hold.xml "$FLOW_HOLD"
   call_test bye-from-callee u00002 uas-answer-bye.xml 10000 uac-bye-from-callee.xml "$FLOW_ANSWER_BYE"
   call_test busy u00002 uas-busy.xml 4000 uac-busy.xml "$FLOW_BUSY"

@@ -171,6 +171,7 @@ if want reg-badpass; then
   else fail reg-badpass "$(sipp_reason reg-badpass $rc)"; fi
 fi
 want call && call_with_rtp call
+want call-tcp && call_test call-tcp bob uas-answer.xml 10000 uac-call.xml "$FLOW_ANSWER" -t t1
 want hold && call_test hold bob uas-answer.xml 10000 uac-hold.xml "$FLOW_HOLD"
 want bye-from-callee && call_test bye-from-callee bob uas-answer-bye.xml 8000 uac-bye-from-callee.xml "$FLOW_ANSWER_BYE"
 want busy && call_test busy bob uas-busy.xml 3000 uac-busy.xml "$FLOW_BUSY"
