@@ -162,6 +162,46 @@ call_with_rtp() {
   fi
 }
 
+# fork NAME: bob registered from two phones; one rings forever, the other answers. The B2BUA rings
+# both at once (parallel forking), the answer wins, the ringing phone gets CANCEL.
+fork_test() {
+  local name=$1 rc=0 rrc=0 arc=0 why ring_pid
+  local port0=$CALLEE_PORT media0=$CALLEE_MEDIA
+  CALLEE_PORT=$((port0 + 3)) CALLEE_MEDIA=$((media0 + 20))
+  if ! callee_start "$name-ringing" bob "$CALLEE_PW" uas-ring.xml 6000; then
+    callee_stop
+    CALLEE_PORT=$port0 CALLEE_MEDIA=$media0
+    fail "$name" "ringing phone did not register: $(sipp_reason "$name-ringing" 1)"
+    return 1
+  fi
+  ring_pid=$CALLEE_PID
+  CALLEE_PID=
+  CALLEE_PORT=$port0 CALLEE_MEDIA=$media0
+  if ! callee_start "$name-answering" bob "$CALLEE_PW" uas-answer.xml 6000; then
+    callee_stop
+    kill -TERM "$ring_pid" 2>/dev/null
+    wait "$ring_pid" 2>/dev/null
+    fail "$name" "answering phone did not register: $(sipp_reason "$name-answering" 1)"
+    return 1
+  fi
+  sipp_fg "$name" -p "$CALLER_PORT" -m 1 -sf "$SCEN/uac-call.xml" -s bob -set caller "$CALLER" \
+    -set pw "$CALLER_PW" -mi 127.0.0.1 -mp "$CALLER_MEDIA" || rc=$?
+  callee_wait || arc=$?
+  wait "$ring_pid" || rrc=$?
+  if [ $rc != 0 ]; then fail "$name" "caller: $(sipp_reason "$name" $rc)"; return 1; fi
+  if [ $arc != 0 ]; then fail "$name" "answering phone: $(sipp_reason "$name-answering" $arc)"; return 1; fi
+  if [ $rrc != 0 ]; then fail "$name" "ringing phone: $(sipp_reason "$name-ringing" $rrc)"; return 1; fi
+  # shellcheck disable=SC2086
+  if ! why=$(python3 "$HERE_LIB/sipflow.py" "$LOGS/$name-answering.msg" $FLOW_ANSWER); then
+    fail "$name" "answering phone: $why"; return 1
+  fi
+  # shellcheck disable=SC2086
+  if ! why=$(python3 "$HERE_LIB/sipflow.py" "$LOGS/$name-ringing.msg" $FLOW_RING); then
+    fail "$name" "ringing phone: $why"; return 1
+  fi
+  pass "$name" "both phones rang; the answer won, the other got CANCEL/487"
+}
+
 want reg-udp && reg reg-udp
 want reg-tcp && reg reg-tcp -t t1
 if want reg-badpass; then
@@ -174,6 +214,7 @@ want call && call_with_rtp call
 want call-tcp && call_test call-tcp bob uas-answer.xml 10000 uac-call.xml "$FLOW_ANSWER" -t t1
 want hold && call_test hold bob uas-answer.xml 10000 uac-hold.xml "$FLOW_HOLD"
 want bye-from-callee && call_test bye-from-callee bob uas-answer-bye.xml 8000 uac-bye-from-callee.xml "$FLOW_ANSWER_BYE"
+want fork && fork_test fork
 want busy && call_test busy bob uas-busy.xml 3000 uac-busy.xml "$FLOW_BUSY"
 want cancel && call_test cancel bob uas-ring.xml 4000 uac-cancel.xml "$FLOW_RING"
 want noanswer && call_test noanswer bob uas-ring.xml $(((NO_ANSWER_SECS + 4) * 1000)) uac-noanswer.xml "$FLOW_RING"
