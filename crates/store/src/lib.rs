@@ -344,7 +344,8 @@ impl Store {
         let options = options
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // Writes are rare (provisioning): every reported success survives a power cut.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -380,8 +381,15 @@ impl Store {
         &self.inner.realm
     }
 
-    /// Closes every connection (checkpointing the WAL). Other clones stop working.
+    /// Copies the WAL into the database file, then closes every connection: afterwards the
+    /// file alone holds everything. Other clones stop working.
     pub async fn close(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.inner.pool)
+            .await
+        {
+            tracing::warn!(database = %self.inner.location, error = %e, "WAL checkpoint failed");
+        }
         self.inner.pool.close().await;
     }
 
@@ -644,6 +652,11 @@ mod tests {
             s.remove_user("bob").await,
             Err(StoreError::NotFound(n)) if n == "bob"
         ));
+        assert_eq!(s.count_users().await.unwrap(), 2);
+        s.close().await;
+        let wal = std::fs::metadata(format!("{}-wal", dir.db())).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "close leaves everything in the database file");
+        let s = Store::open(&dir.db(), "strowger").await.unwrap();
         assert_eq!(s.count_users().await.unwrap(), 2);
         s.close().await;
         #[cfg(unix)]
