@@ -355,13 +355,25 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                location: location.clone(),
-                source,
-            })?;
+        // SQLite has no migration lock: two processes opening a fresh file at once (the server
+        // and a `strowger user` command) both try to apply a migration, and the loser's
+        // transaction fails and rolls back. Running again then finds it applied.
+        let mut attempt = 0;
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => break,
+                Err(source) if attempt >= 4 => {
+                    return Err(StoreError::Migrate {
+                        location: location.clone(),
+                        source,
+                    })
+                }
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+            }
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
@@ -796,6 +808,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn simultaneous_first_opens_both_succeed() {
+        // `serve` and `strowger user add` started together on a fresh data directory.
+        for _ in 0..10 {
+            let dir = TempDir::new();
+            let db = dir.db();
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let db = db.clone();
+                    tokio::spawn(async move { Store::open(&db, "r").await })
+                })
+                .collect();
+            for o in opens {
+                let s = o.await.unwrap().unwrap();
+                assert_eq!(s.count_users().await.unwrap(), 0);
+            }
+        }
     }
 
     #[test]
