@@ -249,6 +249,17 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// SQLITE_BUSY or SQLITE_LOCKED (with any extended code).
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 struct Inner {
@@ -348,13 +359,25 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
+        // Switching a fresh file to WAL takes an exclusive lock that SQLite does not wait for:
+        // another process opening it at the same moment gets "database is locked". Try again.
+        let mut attempt = 0;
+        let pool = loop {
+            match SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+                .await
+            {
+                Ok(p) => break p,
+                Err(e) if attempt < 10 && is_busy(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => return Err(open_err(e.to_string())),
+            }
+        };
         // SQLite has no migration lock: two processes opening a fresh file at once (the server
         // and a `strowger user` command) both try to apply a migration, and the loser's
         // transaction fails and rolls back. Running again then finds it applied.
@@ -813,7 +836,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn simultaneous_first_opens_both_succeed() {
         // `serve` and `strowger user add` started together on a fresh data directory.
-        for _ in 0..10 {
+        for _ in 0..20 {
             let dir = TempDir::new();
             let db = dir.db();
             let opens: Vec<_> = (0..4)
