@@ -299,6 +299,12 @@ fn rest_api_manages_users_alongside_the_cli() {
     );
     assert_eq!(st, 201, "{body}");
     assert_eq!(json_of(&body)["username"], "bob");
+    let bob_md5 = strowger_store::ha1_md5("bob", "strowger", "pw-bob-secret");
+    let bob_sha = strowger_store::ha1_sha256("bob", "strowger", "pw-bob-secret");
+    assert!(
+        !body.contains(&bob_md5) && !body.contains(&bob_sha),
+        "{body}"
+    );
     assert!(
         !body.contains("pw-bob-secret") && !body.to_lowercase().contains("ha1"),
         "{body}"
@@ -372,6 +378,12 @@ fn rest_api_manages_users_alongside_the_cli() {
     let (st, body) = request(&s, "GET", "/api/v1/users/bob", t, None);
     assert_eq!(st, 200, "{body}");
     assert_eq!(json_of(&body)["displayName"], "Bob");
+    assert!(
+        !body.contains(&bob_md5) && !body.contains(&bob_sha),
+        "{body}"
+    );
+    let (st, body) = request(&s, "GET", "/api/v1/users/b%20b", t, None);
+    assert_eq!(st, 400, "{body}");
     let (st, body) = request(&s, "GET", "/api/v1/users/nobody", t, None);
     assert_eq!(st, 404, "{body}");
     assert_eq!(json_of(&body)["error"]["code"], "not_found");

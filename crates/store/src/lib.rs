@@ -249,6 +249,17 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// SQLITE_BUSY or SQLITE_LOCKED (with any extended code).
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 struct Inner {
@@ -344,23 +355,48 @@ impl Store {
         let options = options
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // Writes are rare (provisioning): every reported success survives a power cut.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                location: location.clone(),
-                source,
-            })?;
+        // Switching a fresh file to WAL takes an exclusive lock that SQLite does not wait for:
+        // another process opening it at the same moment gets "database is locked". Try again.
+        let mut attempt = 0;
+        let pool = loop {
+            match SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+                .await
+            {
+                Ok(p) => break p,
+                Err(e) if attempt < 10 && is_busy(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => return Err(open_err(e.to_string())),
+            }
+        };
+        // SQLite has no migration lock: two processes opening a fresh file at once (the server
+        // and a `strowger user` command) both try to apply a migration, and the loser's
+        // transaction fails and rolls back. Running again then finds it applied.
+        let mut attempt = 0;
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => break,
+                Err(source) if attempt >= 4 => {
+                    return Err(StoreError::Migrate {
+                        location: location.clone(),
+                        source,
+                    })
+                }
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+            }
+        }
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
@@ -380,8 +416,15 @@ impl Store {
         &self.inner.realm
     }
 
-    /// Closes every connection (checkpointing the WAL). Other clones stop working.
+    /// Copies the WAL into the database file, then closes every connection: afterwards the
+    /// file alone holds everything. Other clones stop working.
     pub async fn close(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.inner.pool)
+            .await
+        {
+            tracing::warn!(database = %self.inner.location, error = %e, "WAL checkpoint failed");
+        }
         self.inner.pool.close().await;
     }
 
@@ -646,6 +689,11 @@ mod tests {
         ));
         assert_eq!(s.count_users().await.unwrap(), 2);
         s.close().await;
+        let wal = std::fs::metadata(format!("{}-wal", dir.db())).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "close leaves everything in the database file");
+        let s = Store::open(&dir.db(), "strowger").await.unwrap();
+        assert_eq!(s.count_users().await.unwrap(), 2);
+        s.close().await;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -783,6 +831,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn simultaneous_first_opens_both_succeed() {
+        // `serve` and `strowger user add` started together on a fresh data directory.
+        for _ in 0..20 {
+            let dir = TempDir::new();
+            let db = dir.db();
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let db = db.clone();
+                    tokio::spawn(async move { Store::open(&db, "r").await })
+                })
+                .collect();
+            for o in opens {
+                let s = o.await.unwrap().unwrap();
+                assert_eq!(s.count_users().await.unwrap(), 0);
+            }
+        }
     }
 
     #[test]
