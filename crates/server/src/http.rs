@@ -355,7 +355,7 @@ async fn user_devices(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&s, &headers)?;
     if s.store.get_user(&username).await?.is_none() {
-        return Err(err("not_found", format!("no user '{username}'")).into());
+        return Err(err("not_found", format!("no user '{username}'")));
     }
     let sip = s
         .sip

@@ -1447,7 +1447,7 @@ fn best_failure(failures: &[u16]) -> (u16, &'static str) {
     {
         return (*s, reason_for(*s));
     }
-    if failures.iter().any(|s| (500..600).contains(s)) && !failures.iter().any(|s| *s == 408) {
+    if failures.iter().any(|s| (500..600).contains(s)) && !failures.contains(&408) {
         return (500, "Server Internal Error");
     }
     (480, "Temporarily Unavailable")

@@ -103,6 +103,8 @@ impl Location {
 
     /// Applies a REGISTER's contacts to `aor`. `star` is `Contact: *` (remove all; the caller
     /// checks that Expires is 0). Returns the bindings now current.
+    // The inputs are the REGISTER's own fields; a struct for them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub fn register(
         &mut self,
         now: Instant,
@@ -270,7 +272,7 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].contact.host.to_string(), "192.0.2.2");
         // Same Call-ID, CSeq not above: 500, nothing changed.
-        assert_eq!(
+        assert!(matches!(
             l.register(
                 t0,
                 "alice",
@@ -281,7 +283,7 @@ mod tests {
                 &flow()
             ),
             Err(RegisterError::OutOfOrder)
-        );
+        ));
         assert_eq!(l.lookup(t0, "alice").len(), 2);
         // Un-register one contact.
         l.register(

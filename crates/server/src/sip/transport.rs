@@ -60,7 +60,6 @@ pub struct Inbound {
     pub data: Bytes,
     pub src: SocketAddr,
     pub transport: Transport,
-    pub conn: Option<ConnId>,
 }
 
 struct Conn {
@@ -295,7 +294,6 @@ async fn udp_loop(udp: Arc<UdpSocket>, t: Transports) {
                     data: Bytes::copy_from_slice(&buf[..n]),
                     src,
                     transport: Transport::Udp,
-                    conn: None,
                 });
             }
             Err(e) => {
@@ -360,7 +358,6 @@ async fn tcp_conn(
                         data: frame,
                         src: peer,
                         transport: Transport::Tcp,
-                        conn: Some(id),
                     });
                 }
                 Ok(None) => {
