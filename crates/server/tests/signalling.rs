@@ -59,6 +59,8 @@ fn start(extra: &[&str]) -> Server {
     ])
     .arg(&dir)
     .args(["--log", "warn"])
+    // SIP off: parallel test servers would compete for port 5060.
+    .args(["--set", "sip.listen="])
     .args(extra)
     .env("STROWGER_API_KEY", "it")
     .env("STROWGER_API_SECRET", SECRET)

@@ -179,6 +179,8 @@ fn serve(dir: &Path) -> Server {
         .arg("--data-dir")
         .arg(dir)
         .args(["--log", "warn"])
+        // SIP off: parallel test servers would compete for port 5060.
+        .args(["--set", "sip.listen="])
         .env("STROWGER_API_KEY", "it")
         .env("STROWGER_API_SECRET", SECRET)
         .stdout(Stdio::null())
