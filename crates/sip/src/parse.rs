@@ -894,6 +894,28 @@ l: 0\n\
         assert_eq!(r.headers.len(), 5);
     }
 
+    /// Fuzz finding (run 3): a URI that grew past a fixed 8192-byte URI cap when re-serialized
+    /// failed to re-parse. The cap is gone (the line limit bounds wire URIs), and '@' is no
+    /// longer accepted literally in URI parameters/headers.
+    #[test]
+    fn long_uri_round_trips() {
+        let uri = format!(
+            "sip:bo1@biloxi.com;user=phone{}?Subject=hi",
+            "%40".repeat(3000)
+        );
+        let m = REGISTER.replacen("sip:registrar.biloxi.com", &uri, 1);
+        let big = Limits {
+            max_line: 20_000,
+            ..Limits::default()
+        };
+        let parsed = Message::parse(Bytes::from(m), &big).unwrap();
+        let again = Message::parse(Bytes::from(parsed.to_bytes()), &big).unwrap();
+        let Message::Request(r) = again else { panic!() };
+        assert_eq!(r.uri.params.value("user").unwrap().len(), 5 + 3000);
+        let at = REGISTER.replacen("sip:registrar.biloxi.com", "sip:a@b;user=phone@@", 1);
+        assert!(parse(&at).is_err());
+    }
+
     #[test]
     fn errors() {
         assert!(parse("INVITE sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc").is_err());

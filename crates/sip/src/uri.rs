@@ -139,6 +139,14 @@ pub(crate) fn split_scheme(s: &str) -> R<(&str, &str)> {
     Ok((scheme, rest))
 }
 
+/// One URI component: only the characters its grammar allows literally (or `%XX`), unescaped.
+fn component(base: &Text, s: &str, safe: fn(u8) -> bool, what: &'static str) -> R<Text> {
+    if !s.bytes().all(|c| safe(c) || c == b'%') {
+        return bad(what);
+    }
+    unescape(base, s)
+}
+
 fn uri_params(base: &Text, s: &str) -> R<Params> {
     let mut params = Params::default();
     if s.is_empty() {
@@ -152,10 +160,10 @@ fn uri_params(base: &Text, s: &str) -> R<Params> {
         if n.is_empty() {
             return bad("URI parameter");
         }
-        let name = unescape(base, n)?;
+        let name = component(base, n, param_safe, "URI parameter")?;
         let value = match v {
             Some("") => return bad("URI parameter value"),
-            Some(v) => Some(unescape(base, v)?),
+            Some(v) => Some(component(base, v, param_safe, "URI parameter value")?),
             None => None,
         };
         params.0.push((name, value));
@@ -173,8 +181,9 @@ impl Uri {
 
     /// Parses `s`, a slice of `base`, sharing its buffer.
     pub(crate) fn parse_in(base: &Text, s: &str) -> R<Uri> {
-        if s.is_empty() || s.len() > 8192 {
-            return bad("URI length");
+        // No length cap of its own: the message's line limit bounds a URI read from the wire.
+        if s.is_empty() {
+            return bad("empty URI");
         }
         if !s.bytes().all(uri_char) {
             return bad("character in URI");
@@ -211,10 +220,10 @@ impl Uri {
                     return bad("empty URI user");
                 }
                 let pw = match pw {
-                    Some(p) => Some(unescape(base, p)?),
+                    Some(p) => Some(component(base, p, password_safe, "URI password")?),
                     None => None,
                 };
-                (Some(unescape(base, user)?), pw)
+                (Some(component(base, user, user_safe, "URI user")?), pw)
             }
         };
         let (before_headers, headers_str) = match hostpart.split_once('?') {
@@ -236,7 +245,10 @@ impl Uri {
                 if n.is_empty() {
                     return bad("URI header");
                 }
-                headers.push((unescape(base, n)?, unescape(base, v)?));
+                headers.push((
+                    component(base, n, header_safe, "URI header name")?,
+                    component(base, v, header_safe, "URI header value")?,
+                ));
             }
         }
         Ok(Uri {
@@ -389,6 +401,15 @@ mod tests {
         assert!(Uri::parse("sip:@x").is_err());
         assert!(Uri::parse("sip:x:99999").is_err());
         assert!(Uri::parse("sip:1.2.3.256").is_err());
+        // characters a component's grammar does not allow literally
+        assert!(Uri::parse("sip:a@b;p=x@y").is_err());
+        assert!(Uri::parse("sip:a@b?h=x@y").is_err());
+        assert!(Uri::parse("sip:a[b@c").is_err());
+        assert!(Uri::parse("sip:a:p;w@c").is_err());
+        // a long URI: no cap of its own, and escaping growth re-parses
+        let long = format!("sip:u@h;p={}", "%40".repeat(5000));
+        let u = Uri::parse(&long).unwrap();
+        assert_eq!(Uri::parse(&u.to_string()).unwrap(), u);
         assert_eq!(
             Uri::parse("sip:10.0.0.1").unwrap().host,
             Host::V4(Ipv4Addr::new(10, 0, 0, 1))
