@@ -1,0 +1,299 @@
+//! SIP calls through the real binary, with two phones written here on top of `strowger-sip`:
+//! a call whose media never flows is ended by the relay's inactivity timeout (BYE to both sides
+//! with a Reason), and the counters say so.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strowger_sip::digest::{respond, Challenge};
+use strowger_sip::{HeaderName, Limits, Message, Method, Request, Response};
+
+struct Server {
+    child: Child,
+    dir: std::path::PathBuf,
+    http: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_udp() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(sip_port: u16, sets: &[&str]) -> Server {
+    let dir = std::env::temp_dir().join(format!(
+        "strowger-sipcall-{}-{}",
+        std::process::id(),
+        sip_port
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = env!("CARGO_BIN_EXE_strowger");
+    for u in ["alice", "bob"] {
+        let st = Command::new(bin)
+            .args(["user", "add", u, "--password", "secret", "--set"])
+            .arg(format!("data_dir={}", dir.display()))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "user add {u}");
+    }
+    let http = format!("127.0.0.1:{}", free_tcp());
+    let relay = 20_000 + (std::process::id() % 2000) as u16 * 10;
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve")
+        .args(["--set", &format!("data_dir={}", dir.display())])
+        .args(["--set", &format!("sip.listen=127.0.0.1:{sip_port}")])
+        .args(["--set", &format!("http.listen={http}")])
+        .args(["--set", &format!("rtc.listen=127.0.0.1:{}", free_udp())])
+        .args(["--set", &format!("relay.port_min={relay}")])
+        .args(["--set", &format!("relay.port_max={}", relay + 9)])
+        .args(["--set", "log=warn"]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let child = cmd
+        .env("STROWGER_API_KEY", "it")
+        .env("STROWGER_API_SECRET", "0123456789abcdef0123456789abcdef")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&http).is_err() {
+        assert!(Instant::now() < deadline, "server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, dir, http }
+}
+
+/// A minimal phone: one UDP socket, messages built as text.
+struct Phone {
+    sock: UdpSocket,
+    user: &'static str,
+    server: SocketAddr,
+    tag: String,
+}
+
+impl Phone {
+    fn new(user: &'static str, server: SocketAddr) -> Phone {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Phone {
+            sock,
+            user,
+            server,
+            tag: format!("{user}-tag"),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+
+    fn send(&self, text: &str, to: SocketAddr) {
+        let text = text.replace('\n', "\r\n");
+        self.sock.send_to(text.as_bytes(), to).unwrap();
+    }
+
+    fn send_msg(&self, m: Message) {
+        self.sock.send_to(&m.to_bytes(), self.server).unwrap();
+    }
+
+    /// The next message (skipping 100 Trying), within `secs`.
+    fn recv(&self, secs: u64) -> Message {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "{}: nothing received in {secs} s",
+                self.user
+            );
+            let Ok((n, _)) = self.sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let m = Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default())
+                .expect("the server sends valid SIP");
+            if matches!(&m, Message::Response(r) if r.status == 100) {
+                continue;
+            }
+            return m;
+        }
+    }
+
+    fn recv_response(&self, secs: u64) -> Response {
+        match self.recv(secs) {
+            Message::Response(r) => r,
+            Message::Request(r) => panic!("{}: expected a response, got {}", self.user, r.method),
+        }
+    }
+
+    fn recv_request(&self, secs: u64) -> Request {
+        match self.recv(secs) {
+            Message::Request(r) => r,
+            Message::Response(r) => panic!("{}: expected a request, got {}", self.user, r.status),
+        }
+    }
+
+    fn auth(&self, resp: &Response, header: HeaderName, method: &str, uri: &str) -> String {
+        let ch = Challenge::parse(resp.headers.get(&header).expect("challenge")).unwrap();
+        respond(&ch, method, uri, self.user, "secret", "c0ffee", 1)
+            .unwrap()
+            .to_string()
+    }
+
+    fn register(&self) {
+        let uri = format!("sip:{}", self.server);
+        let req = |cseq: u32, auth: &str| {
+            format!(
+                "REGISTER {uri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-reg{cseq};rport\nFrom: <sip:{u}@{s}>;tag={t}\nTo: <sip:{u}@{s}>\nCall-ID: reg-{u}\nCSeq: {cseq} REGISTER\nContact: <sip:{u}@{a}>\nExpires: 300\nMax-Forwards: 70\n{auth}Content-Length: 0\n\n",
+                a = self.addr(),
+                u = self.user,
+                s = self.server.ip(),
+                t = self.tag,
+            )
+        };
+        self.send(&req(1, ""), self.server);
+        let r = self.recv_response(5);
+        assert_eq!(r.status, 401);
+        let a = self.auth(&r, HeaderName::WwwAuthenticate, "REGISTER", &uri);
+        self.send(&req(2, &format!("Authorization: {a}\n")), self.server);
+        assert_eq!(self.recv_response(5).status, 200);
+    }
+}
+
+fn sdp(port: u16) -> String {
+    format!("v=0\no=- 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP 0 101\na=rtpmap:101 telephone-event/8000\na=sendrecv\n")
+}
+
+fn metrics(http: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn metric(text: &str, name: &str) -> i64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(-1)
+}
+
+#[test]
+fn a_call_without_media_is_ended_by_the_relay_timeout() {
+    let sip_port = free_udp();
+    let srv = start(
+        sip_port,
+        &["relay.rtp_timeout_secs=2", "relay.hold_timeout_secs=2"],
+    );
+    let server: SocketAddr = format!("127.0.0.1:{sip_port}").parse().unwrap();
+    let alice = Phone::new("alice", server);
+    let bob = Phone::new("bob", server);
+    bob.register();
+
+    // alice calls bob: 407, ACK, INVITE with credentials.
+    let ruri = format!("sip:bob@{}", server.ip());
+    let body = sdp(alice.addr().port() + 2);
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {ruri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-inv{cseq};rport\nFrom: <sip:alice@{s}>;tag={t}\nTo: <sip:bob@{s}>\nCall-ID: call-1\nCSeq: {cseq} INVITE\nContact: <sip:alice@{a}>\nMax-Forwards: 70\n{auth}Content-Type: application/sdp\nContent-Length: {len}\n\n{body}",
+            a = alice.addr(),
+            s = server.ip(),
+            t = alice.tag,
+            len = body.replace('\n', "\r\n").len(),
+        )
+    };
+    alice.send(&invite(1, ""), server);
+    let r = alice.recv_response(5);
+    assert_eq!(r.status, 407);
+    alice.send(
+        &format!(
+            "ACK {ruri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-inv1;rport\nFrom: <sip:alice@{s}>;tag={t}\n{to}\nCall-ID: call-1\nCSeq: 1 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            a = alice.addr(),
+            s = server.ip(),
+            t = alice.tag,
+            to = format_args!("To: {}", r.headers.get(&HeaderName::To).unwrap()),
+        ),
+        server,
+    );
+    let a = alice.auth(&r, HeaderName::ProxyAuthenticate, "INVITE", &ruri);
+    alice.send(&invite(2, &format!("Proxy-Authorization: {a}\n")), server);
+
+    // bob's phone rings, answers.
+    let inv = bob.recv_request(5);
+    assert_eq!(inv.method, Method::Invite);
+    let offer = String::from_utf8_lossy(&inv.body).to_string();
+    assert!(offer.contains("c=IN IP4 127.0.0.1"), "{offer}");
+    assert!(
+        !offer.contains(&format!("m=audio {} ", alice.addr().port() + 2)),
+        "bob must see the relay's port, not alice's: {offer}"
+    );
+    let mut ok = inv.response(200, "OK", Some("bob-tag"));
+    ok.headers
+        .push(HeaderName::Contact, format!("<sip:bob@{}>", bob.addr()));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(sdp(bob.addr().port() + 2).replace('\n', "\r\n"));
+    bob.send_msg(Message::Response(ok));
+
+    // alice gets the 200 and ACKs it.
+    let mut resp = alice.recv_response(5);
+    while resp.status < 200 {
+        resp = alice.recv_response(5);
+    }
+    assert_eq!(resp.status, 200);
+    let to = resp.headers.get(&HeaderName::To).unwrap().to_string();
+    alice.send(
+        &format!(
+            "ACK {ruri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-ack2;rport\nFrom: <sip:alice@{s}>;tag={t}\nTo: {to}\nCall-ID: call-1\nCSeq: 2 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            a = alice.addr(),
+            s = server.ip(),
+            t = alice.tag,
+        ),
+        server,
+    );
+    // bob gets the server's ACK.
+    assert_eq!(bob.recv_request(5).method, Method::Ack);
+    let m = metrics(&srv.http);
+    assert_eq!(metric(&m, "strowger_sip_calls_active "), 1, "{m}");
+
+    // No RTP at all: after the 2 s relay timeout both sides get BYE with a Reason.
+    for phone in [&alice, &bob] {
+        let bye = phone.recv_request(10);
+        assert_eq!(bye.method, Method::Bye, "{}", phone.user);
+        let reason = bye
+            .headers
+            .get(&HeaderName::Other("Reason".into()))
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        assert!(reason.contains("RTP timeout"), "{}: {reason}", phone.user);
+        phone.send_msg(Message::Response(bye.response(200, "OK", None)));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let m = metrics(&srv.http);
+    assert_eq!(metric(&m, "strowger_sip_calls_active "), 0, "{m}");
+    assert_eq!(metric(&m, "strowger_relay_timeouts_total "), 1, "{m}");
+    assert_eq!(metric(&m, "strowger_sip_calls_answered_total "), 1, "{m}");
+}
