@@ -13,8 +13,9 @@
 //! This file depends on nothing else in the server crate, so the relay load generator
 //! (`bench/relayload`) can compile it as is.
 
-// Nothing calls the relay yet but its tests and the bench: the SIP B2BUA that will use it is being
-// written in parallel. Remove once it is wired in.
+// The SIP task drives sessions with the non-waiting `*_now` calls; the async API (`set_remote`,
+// `set_hold`, `set_clock_rate`, `stats`, `inactive`) serves the tests and `bench/relayload`, which
+// compiles this file on its own.
 #![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
