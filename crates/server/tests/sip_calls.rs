@@ -276,6 +276,27 @@ fn a_call_without_media_is_ended_by_the_relay_timeout() {
     );
     // bob gets the server's ACK.
     assert_eq!(bob.recv_request(5).method, Method::Ack);
+
+    // DTMF by SIP INFO (application/dtmf-relay) is relayed within the call, and so is its answer.
+    // (`send` turns every \n into CRLF, the body's too.)
+    let dtmf = "Signal=5\nDuration=160\n";
+    alice.send(
+        &format!(
+            "INFO {ruri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-info3;rport\nFrom: <sip:alice@{s}>;tag={t}\nTo: {to}\nCall-ID: call-1\nCSeq: 3 INFO\nMax-Forwards: 70\nContent-Type: application/dtmf-relay\nContent-Length: {len}\n\n{dtmf}",
+            a = alice.addr(),
+            s = server.ip(),
+            t = alice.tag,
+            len = dtmf.len() + 2,
+        ),
+        server,
+    );
+    let info = bob.recv_request(5);
+    assert_eq!(info.method, Method::Info);
+    assert_eq!(info.content_type(), Some("application/dtmf-relay"));
+    assert_eq!(&info.body[..], b"Signal=5\r\nDuration=160\r\n");
+    bob.send_msg(Message::Response(info.response(200, "OK", None)));
+    let r = alice.recv_response(5);
+    assert_eq!((r.status, r.cseq().unwrap().method), (200, Method::Info));
     let m = metrics(&srv.http);
     assert_eq!(metric(&m, "strowger_sip_calls_active "), 1, "{m}");
 
@@ -296,4 +317,100 @@ fn a_call_without_media_is_ended_by_the_relay_timeout() {
     assert_eq!(metric(&m, "strowger_sip_calls_active "), 0, "{m}");
     assert_eq!(metric(&m, "strowger_relay_timeouts_total "), 1, "{m}");
     assert_eq!(metric(&m, "strowger_sip_calls_answered_total "), 1, "{m}");
+}
+
+impl Phone {
+    /// Sends a request and returns the first answer, or None within `ms` milliseconds.
+    fn ask(&self, text: &str, ms: u64) -> Option<Response> {
+        self.send(text, self.server);
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                if let Ok(Message::Response(r)) =
+                    Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default())
+                {
+                    if r.status != 100 {
+                        return Some(r);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn options(&self, n: u32) -> String {
+        format!(
+            "OPTIONS sip:{s} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-opt{n};rport\nFrom: <sip:{u}@{s}>;tag={t}\nTo: <sip:{s}>\nCall-ID: opt-{n}-{u}\nCSeq: 1 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            a = self.addr(),
+            s = self.server,
+            u = self.user,
+            t = self.tag,
+        )
+    }
+}
+
+#[test]
+fn repeated_wrong_passwords_ban_the_source_and_floods_are_limited() {
+    let sip_port = free_udp();
+    let srv = start(
+        sip_port,
+        &[
+            "sip.ban_after_failures=3",
+            "sip.ban_secs=60",
+            "sip.rate_per_sec=5",
+            "sip.rate_burst=10",
+        ],
+    );
+    let server: SocketAddr = format!("127.0.0.1:{sip_port}").parse().unwrap();
+    let p = Phone::new("alice", server);
+    // A flood of OPTIONS: the burst is answered, the rest dropped silently.
+    let mut answered = 0;
+    for i in 0..40 {
+        p.send(&p.options(i), server);
+    }
+    let mut buf = vec![0u8; 65536];
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        if p.sock.recv_from(&mut buf).is_ok() {
+            answered += 1;
+        }
+    }
+    assert!(
+        (10..=20).contains(&answered),
+        "burst 10 at 5/s: {answered} of 40 answered"
+    );
+    let m = metrics(&srv.http);
+    assert!(metric(&m, "strowger_sip_rate_limited_total ") >= 20, "{m}");
+    // Let the bucket refill.
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Wrong passwords: challenged, then refused; the third failure bans the IP.
+    let uri = format!("sip:{server}");
+    for i in 0..3u32 {
+        let reg = |cseq: u32, auth: &str| {
+            format!(
+                "REGISTER {uri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-bad{i}-{cseq};rport\nFrom: <sip:alice@{s}>;tag=x{i}\nTo: <sip:alice@{s}>\nCall-ID: bad-{i}\nCSeq: {cseq} REGISTER\nContact: <sip:alice@{a}>\nMax-Forwards: 70\n{auth}Content-Length: 0\n\n",
+                a = p.addr(),
+                s = server.ip(),
+            )
+        };
+        let r = p.ask(&reg(1, ""), 3000).expect("challenge");
+        assert_eq!(r.status, 401);
+        let ch = Challenge::parse(r.headers.get(&HeaderName::WwwAuthenticate).unwrap()).unwrap();
+        let creds = respond(&ch, "REGISTER", &uri, "alice", "wrong", "abc", 1).unwrap();
+        let r = p
+            .ask(&reg(2, &format!("Authorization: {creds}\n")), 3000)
+            .expect("an answer to a wrong password");
+        assert_eq!(r.status, 403, "attempt {i}");
+    }
+    // Banned: even a harmless OPTIONS gets no answer now.
+    assert!(
+        p.ask(&p.options(99), 1000).is_none(),
+        "a banned IP is ignored"
+    );
+    let m = metrics(&srv.http);
+    assert_eq!(metric(&m, "strowger_sip_bans_total "), 1, "{m}");
+    assert_eq!(metric(&m, "strowger_sip_auth_failures_total "), 3, "{m}");
+    assert!(metric(&m, "strowger_sip_banned_drops_total ") >= 1, "{m}");
 }
