@@ -628,6 +628,7 @@ impl Core {
             .a_invite
             .response(resp.status, &resp.reason, Some(&c.a_tag));
         r.headers.push(HeaderName::Contact, contact.to_string());
+        copy_record_route(&c.a_invite, &mut r);
         if is_sdp(resp.content_type(), &resp.body) {
             if let Some(body) = relay_sdp(c, &resp.body, Side::B, sip_ip, false) {
                 r.body = body;
@@ -691,6 +692,7 @@ impl Core {
         // 200 to the caller, with the relay's address toward it.
         let mut r = c.a_invite.response(200, "OK", Some(&c.a_tag));
         r.headers.push(HeaderName::Contact, contact.to_string());
+        copy_record_route(&c.a_invite, &mut r);
         r.headers.push(HeaderName::Allow, ALLOW);
         r.headers.push(HeaderName::Supported, SUPPORTED.join(", "));
         if let Some(si) = c.session_interval {
@@ -1413,6 +1415,14 @@ impl Core {
             }
             State::Ringing | State::Ended => {}
         }
+    }
+}
+
+/// RFC 3261 §12.1.1: a dialog-creating response carries the request's Record-Route, so the
+/// proxies on the caller's side stay in the dialog.
+fn copy_record_route(req: &Request, resp: &mut Response) {
+    for v in req.headers.get_all(&HeaderName::RecordRoute) {
+        resp.headers.push(HeaderName::RecordRoute, v.clone());
     }
 }
 
