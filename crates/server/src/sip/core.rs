@@ -17,7 +17,7 @@ use super::b2bua::Calls;
 use super::protect::{Protect, ProtectConfig, Verdict as Guard};
 use super::registrar::{ContactUpdate, Flow, Location};
 use super::stats::SipStats;
-use super::transport::{Inbound, Transport, Transports};
+use super::transport::{Inbound, TlsListen, Transport, Transports};
 use crate::config::SipConfig;
 use crate::relay::Relay;
 
@@ -38,6 +38,8 @@ pub struct SipHandle {
     pub stats: Arc<SipStats>,
     /// The UDP/TCP address SIP is bound to (None: SIP is off).
     pub local: Option<SocketAddr>,
+    /// The TLS address SIP is bound to (None: SIP or TLS is off).
+    pub tls_local: Option<SocketAddr>,
     /// For SIP over WebSocket connections accepted by the HTTP server.
     pub transports: Option<Transports>,
 }
@@ -90,13 +92,15 @@ pub(super) struct Core {
     next_housekeeping: Instant,
 }
 
-/// Starts SIP (when `cfg.listen` is set): binds the transports and spawns the SIP task.
+/// Starts SIP (when `cfg.listen` is set): loads the TLS certificate (when `cfg.tls_listen` is
+/// set), binds the transports and spawns the SIP task. Errors are for the operator: they name the
+/// option, file or address at fault.
 pub async fn start(
     cfg: SipConfig,
     store: Store,
     relay: Relay,
     stats: Arc<SipStats>,
-) -> std::io::Result<SipHandle> {
+) -> Result<SipHandle, String> {
     let listen: Option<SocketAddr> = if cfg.listen.is_empty() {
         None
     } else {
@@ -106,9 +110,20 @@ pub async fn start(
         max_message: cfg.max_message_bytes,
         ..Limits::default()
     };
+    let tls = match (listen, super::tls::server_config(&cfg)?) {
+        (Some(_), Some(config)) => Some(TlsListen {
+            addr: cfg
+                .tls_listen
+                .parse()
+                .map_err(|_| format!("sip.tls_listen: not an address: {}", cfg.tls_listen))?,
+            config,
+        }),
+        _ => None,
+    };
     let (in_tx, in_rx) = mpsc::channel(16_384);
     let tp = Transports::start(
         listen,
+        tls,
         in_tx,
         limits,
         cfg.max_connections,
@@ -117,10 +132,12 @@ pub async fn start(
     )
     .await?;
     let local = tp.local();
+    let tls_local = tp.tls_local();
     let Some(bound) = local else {
         return Ok(SipHandle {
             stats,
             local,
+            tls_local,
             transports: None,
         });
     };
@@ -172,15 +189,22 @@ pub async fn start(
         limits,
         next_housekeeping: now + Duration::from_secs(1),
     };
-    tracing::info!(
-        "SIP listening on udp/tcp {bound}, realm \"{}\"",
-        core.cfg.realm
-    );
+    match tls_local {
+        Some(tls) => tracing::info!(
+            "SIP listening on udp/tcp {bound}, tls {tls}, realm \"{}\"",
+            core.cfg.realm
+        ),
+        None => tracing::info!(
+            "SIP listening on udp/tcp {bound}, realm \"{}\"",
+            core.cfg.realm
+        ),
+    }
     let transports = Some(core.tp.clone());
     tokio::spawn(core.run(in_rx, int_rx));
     Ok(SipHandle {
         stats,
         local,
+        tls_local,
         transports,
     })
 }
@@ -284,7 +308,7 @@ impl Core {
                         && req.cseq().is_ok()
                     {
                         let r = req.response(status, reason, None);
-                        self.send_msg(Message::Response(r), m.src, reliable);
+                        self.send_back(Message::Response(r), &m);
                     } else {
                         self.stats.parse_errors.inc();
                     }
@@ -336,7 +360,7 @@ impl Core {
         }
         r.headers.push(HeaderName::Server, "Strowger");
         tracing::debug!(src = %m.src, "SIP: bad request answered {status}: {e}");
-        self.send_msg(Message::Response(r), m.src, m.transport.reliable());
+        self.send_back(Message::Response(r), &m);
     }
 
     fn on_internal(&mut self, now: Instant, i: Internal) {
@@ -395,6 +419,13 @@ impl Core {
         }
     }
 
+    /// Answers a message outside any transaction over exactly the transport and connection it
+    /// came on.
+    fn send_back(&mut self, msg: Message, to: &Inbound) {
+        let data = Bytes::from(msg.to_bytes());
+        self.tp.send(data, to.src, to.transport, to.conn);
+    }
+
     pub(super) fn send_msg(&mut self, msg: Message, dest: SocketAddr, reliable: bool) {
         let data = Bytes::from(msg.to_bytes());
         if reliable {
@@ -436,8 +467,11 @@ impl Core {
         // Loop detection: a request carrying our own Via came back to us.
         if let Ok(vias) = req.vias() {
             let me = self.listen.port();
+            let me_tls = self.tp.tls_local().map(|a| a.port());
             if vias.iter().skip(1).any(|v| {
-                v.port.unwrap_or(5060) == me
+                let tls = Transport::from_token(&v.transport) == Some(Transport::Tls);
+                let port = v.port.unwrap_or(if tls { 5061 } else { 5060 });
+                (port == me || Some(port) == me_tls)
                     && self.is_local_host(&v.host)
                     && v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
             }) {
@@ -535,6 +569,15 @@ impl Core {
         ip
     }
 
+    /// Our port for `transport`: the TLS listener's for TLS, else the UDP/TCP one (WebSocket
+    /// clients never connect back to what Via or Contact say).
+    fn our_port(&self, transport: Transport) -> u16 {
+        match (transport, self.tp.tls_local()) {
+            (Transport::Tls, Some(a)) => a.port(),
+            _ => self.listen.port(),
+        }
+    }
+
     /// A Via for a request we send to `dest` over `transport`, with a fresh branch.
     pub(super) fn our_via(&mut self, dest: SocketAddr, transport: Transport) -> String {
         let ip = self.local_ip_for(dest.ip());
@@ -544,7 +587,7 @@ impl Core {
             "SIP/2.0/{} {}:{};branch={branch};rport",
             transport.via(),
             host,
-            self.listen.port()
+            self.our_port(transport)
         )
     }
 
@@ -556,10 +599,11 @@ impl Core {
             user: Some("strowger".into()),
             password: None,
             host: host_of(ip),
-            port: Some(self.listen.port()),
+            port: Some(self.our_port(transport)),
             params: Default::default(),
             headers: Vec::new(),
         };
+        // `transport=tcp`, `transport=tls` or `transport=ws` (RFC 3261 §19.1.1, RFC 7118).
         if transport != Transport::Udp {
             uri.params.set(
                 "transport",
