@@ -35,7 +35,6 @@ const MAX_PENDING_LOOKUPS: usize = 10_000;
 /// What the rest of the server sees of SIP.
 #[derive(Clone)]
 pub struct SipHandle {
-    pub stats: Arc<SipStats>,
     /// The UDP/TCP address SIP is bound to (None: SIP is off).
     pub local: Option<SocketAddr>,
     /// The TLS address SIP is bound to (None: SIP or TLS is off).
@@ -135,7 +134,6 @@ pub async fn start(
     let tls_local = tp.tls_local();
     let Some(bound) = local else {
         return Ok(SipHandle {
-            stats,
             local,
             tls_local,
             transports: None,
@@ -202,7 +200,6 @@ pub async fn start(
     let transports = Some(core.tp.clone());
     tokio::spawn(core.run(in_rx, int_rx));
     Ok(SipHandle {
-        stats,
         local,
         tls_local,
         transports,
@@ -360,7 +357,7 @@ impl Core {
         }
         r.headers.push(HeaderName::Server, "Strowger");
         tracing::debug!(src = %m.src, "SIP: bad request answered {status}: {e}");
-        self.send_back(Message::Response(r), &m);
+        self.send_back(Message::Response(r), m);
     }
 
     fn on_internal(&mut self, now: Instant, i: Internal) {
