@@ -116,8 +116,8 @@ fn serve_args(dir: &Path, sip: SocketAddr, tls: SocketAddr, http: SocketAddr) ->
     v
 }
 
-/// Starts a server with SIP on UDP/TCP, TLS and WebSocket, and the user alice (password
-/// `secret`).
+/// Starts a server with SIP on UDP/TCP, TLS and WebSocket, and the users alice (password
+/// `secret`) and bob (`bobpw`).
 fn start(tag: &str) -> Server {
     let dir = TempDir::new(tag);
     let (_, _, cert) = make_cert(&dir.0);
@@ -131,6 +131,12 @@ fn start(tag: &str) -> Server {
         "user add: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    let o = strowger()
+        .args(["user", "add", "bob", "--password", "bobpw", "--set"])
+        .arg(format!("data_dir={}", dir.0.display()))
+        .output()
+        .expect("strowger runs");
+    assert!(o.status.success());
     let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_tcp_port())
         .parse()
         .unwrap();
@@ -195,7 +201,11 @@ impl Client {
         Client::Stream(Box::new(s), BytesMut::new())
     }
 
-    async fn tls(server: SocketAddr, cert: &rustls::pki_types::CertificateDer<'static>) -> Client {
+    /// A TLS client, and its local address.
+    async fn tls(
+        server: SocketAddr,
+        cert: &rustls::pki_types::CertificateDer<'static>,
+    ) -> (Client, SocketAddr) {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert.clone()).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -205,16 +215,20 @@ impl Client {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(server))
+        // SO_REUSEADDR: a test may listen on this port once the connection is closed.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_reuseaddr(true).unwrap();
+        let tcp = tokio::time::timeout(WAIT, sock.connect(server))
             .await
             .expect("TCP connect in time")
             .expect("TCP connect");
+        let local = tcp.local_addr().unwrap();
         let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
         let s = tokio::time::timeout(WAIT, connector.connect(name, tcp))
             .await
             .expect("TLS handshake in time")
             .expect("TLS handshake (the server's certificate is trusted)");
-        Client::Stream(Box::new(s), BytesMut::new())
+        (Client::Stream(Box::new(s), BytesMut::new()), local)
     }
 
     async fn ws(http: SocketAddr) -> Client {
@@ -388,6 +402,88 @@ async fn register_with_digest(c: &mut Client, transport: &str, server: SocketAdd
     );
 }
 
+/// A metric's value from `/metrics` (0 when absent).
+async fn metric(http: SocketAddr, name: &str) -> f64 {
+    let mut c = TcpStream::connect(http).await.unwrap();
+    c.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {http}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, c.read_to_string(&mut out))
+        .await
+        .expect("metrics in time")
+        .unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// bob, over UDP from `c`, sends an INVITE to alice and authenticates it (407, ACK, INVITE
+/// with credentials). Returns once the authenticated INVITE is sent.
+async fn bob_invites_alice(c: &mut Client, server: SocketAddr) {
+    let Client::Udp(sock, _) = &*c else {
+        unreachable!()
+    };
+    let me = sock.local_addr().unwrap();
+    let ip = server.ip();
+    let call_id = format!("{}@bob", rand_tag());
+    let from_tag = rand_tag();
+    let sdp = format!(
+        "v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        me.port() + 2
+    );
+    let invite = |cseq: u32, branch: &str, auth: Option<&str>| {
+        let mut m = format!(
+            "INVITE sip:alice@{ip} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:bob@{ip}>;tag={from_tag}\r\n\
+             To: <sip:alice@{ip}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} INVITE\r\n\
+             Contact: <sip:bob@{me}>\r\n\
+             Content-Type: application/sdp\r\n"
+        );
+        if let Some(a) = auth {
+            m.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+        }
+        m.push_str(&format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
+        m
+    };
+    let b1 = rand_tag();
+    c.send_raw(invite(1, &b1, None).as_bytes()).await;
+    let r = loop {
+        let r = c.recv_response().await;
+        if r.status >= 200 {
+            break r;
+        }
+    };
+    assert_eq!(r.status, 407, "unauthenticated INVITE: {r:?}");
+    let to = r.headers.get(&HeaderName::To).unwrap().to_string();
+    let ack = format!(
+        "ACK sip:alice@{ip} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK{b1};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:bob@{ip}>;tag={from_tag}\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 ACK\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    c.send_raw(ack.as_bytes()).await;
+    let ch = r
+        .headers
+        .get_all(&HeaderName::ProxyAuthenticate)
+        .filter_map(|v| Challenge::parse(v).ok())
+        .find(|c| c.algorithm().is_ok())
+        .expect("a Proxy-Authenticate challenge");
+    let uri = format!("sip:alice@{ip}");
+    let creds = digest::respond(&ch, "INVITE", &uri, "bob", "bobpw", &rand_tag(), 1).unwrap();
+    c.send_raw(invite(2, &rand_tag(), Some(&creds.to_string())).as_bytes())
+        .await;
+}
+
 // ---- tests ------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -421,8 +517,65 @@ async fn register_with_digest_over_tls() {
         "a failed handshake must close the connection"
     );
 
-    let mut c = Client::tls(s.tls, &s.cert).await;
+    let (mut c, _) = Client::tls(s.tls, &s.cert).await;
     register_with_digest(&mut c, "TLS", s.sip).await;
+}
+
+#[tokio::test]
+async fn calls_reach_a_tls_phone_over_its_connection_or_are_dropped() {
+    let s = start("tlscall");
+    let (mut alice, alice_addr) = Client::tls(s.tls, &s.cert).await;
+    register_with_digest(&mut alice, "TLS", s.sip).await;
+
+    // bob calls alice: the INVITE comes over alice's TLS connection, with our TLS Via and a
+    // Contact saying transport=tls on the TLS port.
+    let mut bob = Client::udp(s.sip).await;
+    bob_invites_alice(&mut bob, s.sip).await;
+    let inv = match alice.recv().await {
+        Message::Request(r) => r,
+        Message::Response(r) => panic!("expected the INVITE, got {}", r.status),
+    };
+    assert_eq!(inv.method.to_string(), "INVITE");
+    let via = inv.headers.get(&HeaderName::Via).unwrap().to_string();
+    assert!(
+        via.starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{}", s.tls.port())),
+        "{via}"
+    );
+    let contact = inv.headers.get(&HeaderName::Contact).unwrap().to_string();
+    assert!(
+        contact.contains("transport=tls") && contact.contains(&format!(":{}", s.tls.port())),
+        "{contact}"
+    );
+
+    // alice's connection goes away (her binding stays): the next call to her is not sent over
+    // a new plain TCP connection to her TLS port but dropped, and counted.
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Listen where alice's connection came from: a plain TCP connection there would be caught.
+    let trap = {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_reuseaddr(true).unwrap();
+        sock.bind(alice_addr)
+            .expect("alice's old port is free again (TIME_WAIT only)");
+        sock.listen(16).unwrap()
+    };
+    let before = metric(s.http, "strowger_sip_send_dropped_total").await;
+    let mut bob2 = Client::udp(s.sip).await;
+    bob_invites_alice(&mut bob2, s.sip).await;
+    let deadline = Instant::now() + WAIT;
+    while metric(s.http, "strowger_sip_send_dropped_total").await <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the INVITE to a closed TLS connection must be dropped and counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), trap.accept())
+            .await
+            .is_err(),
+        "no plain TCP connection may be opened toward a TLS phone"
+    );
 }
 
 #[tokio::test]

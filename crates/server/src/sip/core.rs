@@ -31,6 +31,8 @@ const USER_CACHE_TTL: Duration = Duration::from_secs(5);
 const USER_CACHE_MAX: usize = 50_000;
 /// Requests waiting for a user lookup at once; more get 503.
 const MAX_PENDING_LOOKUPS: usize = 10_000;
+/// Peers remembered as TLS or WebSocket clients at once (see [`Core::stream_peers`]).
+const MAX_STREAM_PEERS: usize = 200_000;
 
 /// What the rest of the server sees of SIP.
 #[derive(Clone)]
@@ -85,6 +87,11 @@ pub(super) struct Core {
     held_count: usize,
     local_ips: Vec<IpAddr>,
     route_cache: HashMap<IpAddr, IpAddr>,
+    /// Peers that reached us over TLS or WebSocket, and when last. The transaction layer only
+    /// knows "reliable"; without this, a message to such a peer whose connection has closed
+    /// would go out over a new plain TCP connection. With it, the send is dropped (we never
+    /// connect out over TLS or WebSocket). Forgotten after the longest registration.
+    stream_peers: HashMap<SocketAddr, (Transport, Instant)>,
     pub listen: SocketAddr,
     epoch: Instant,
     limits: Limits,
@@ -182,6 +189,7 @@ pub async fn start(
         held_count: 0,
         local_ips,
         route_cache: HashMap::new(),
+        stream_peers: HashMap::new(),
         listen: bound,
         epoch: now,
         limits,
@@ -265,6 +273,9 @@ impl Core {
             .set(self.protect.banned_count(now) as i64);
         self.users
             .retain(|_, u| now.duration_since(u.at) < USER_CACHE_TTL);
+        let keep = Duration::from_secs(u64::from(self.cfg.max_expires_secs) + 60);
+        self.stream_peers
+            .retain(|_, (_, seen)| now.duration_since(*seen) < keep);
     }
 
     /// Seconds since start, the clock of digest nonces.
@@ -326,7 +337,17 @@ impl Core {
         self.drain(now);
     }
 
-    fn remember_flow(&mut self, _src: SocketAddr, _t: Transport) {}
+    fn remember_flow(&mut self, src: SocketAddr, t: Transport) {
+        if !matches!(t, Transport::Tls | Transport::Ws) {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(e) = self.stream_peers.get_mut(&src) {
+            *e = (t, now);
+        } else if self.stream_peers.len() < MAX_STREAM_PEERS {
+            self.stream_peers.insert(src, (t, now));
+        }
+    }
 
     /// A request whose start line or headers do not parse: answered (400, 416, 505, 513) when its
     /// Via, From, To, Call-ID and CSeq can be read, so the sender stops retransmitting; dropped
@@ -426,7 +447,11 @@ impl Core {
     pub(super) fn send_msg(&mut self, msg: Message, dest: SocketAddr, reliable: bool) {
         let data = Bytes::from(msg.to_bytes());
         if reliable {
-            self.tp.send_reliable(data, dest);
+            match self.stream_peers.get(&dest) {
+                // Over the peer's TLS or WebSocket connection, or dropped when it has closed.
+                Some(&(t, _)) => self.tp.send(data, dest, t, None),
+                None => self.tp.send_reliable(data, dest),
+            }
         } else {
             self.tp.send(data, dest, Transport::Udp, None);
         }
