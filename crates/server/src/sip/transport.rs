@@ -1,8 +1,9 @@
 //! SIP transports: one UDP socket, TCP connections (accepted and opened), TLS connections
-//! (accepted only), WebSocket connections handed over by the HTTP server. Every datagram or framed message becomes an [`Inbound`] on
-//! one bounded queue to the SIP task; the SIP task sends with [`Transports::send`], which never
-//! blocks it (a full socket or connection queue drops the message and counts it: transactions
-//! retransmit over UDP, and a stream peer that cannot keep up is closed).
+//! (accepted only), WebSocket connections handed over by the HTTP server. Every datagram or
+//! framed message becomes an [`Inbound`] on one bounded queue to the SIP task; the SIP task sends
+//! with [`Transports::send`], which never blocks it (a full socket or connection queue drops the
+//! message and counts it: transactions retransmit over UDP, and a stream peer that cannot keep up
+//! is closed). TCP and TLS share the framing code ([`stream_conn`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -252,7 +253,11 @@ impl Transports {
                         });
                     }
                     None => {
-                        tracing::debug!(%dest, transport = transport.via(), "SIP: no open connection to send over: dropped");
+                        tracing::debug!(
+                            %dest,
+                            transport = transport.via(),
+                            "SIP: no open connection to send over: dropped"
+                        );
                         self.stats.send_dropped.inc();
                     }
                 }
