@@ -519,6 +519,19 @@ async fn register_with_digest_over_tls() {
 
     let (mut c, _) = Client::tls(s.tls, &s.cert).await;
     register_with_digest(&mut c, "TLS", s.sip).await;
+
+    // TLS shares TCP's framing: a double-CRLF ping gets a CRLF pong.
+    let Client::Stream(mut st, _) = c else {
+        unreachable!()
+    };
+    st.write_all(b"\r\n\r\n").await.unwrap();
+    st.flush().await.unwrap();
+    let mut pong = [0u8; 2];
+    tokio::time::timeout(WAIT, st.read_exact(&mut pong))
+        .await
+        .expect("a pong in time")
+        .unwrap();
+    assert_eq!(&pong, b"\r\n");
 }
 
 #[tokio::test]
