@@ -215,6 +215,13 @@ impl Default for SignalConfig {
 pub struct SipConfig {
     /// UDP and TCP listen address. Empty disables SIP.
     pub listen: String,
+    /// SIP over TLS (RFC 3261 §26) listen address, such as `0.0.0.0:5061`. Empty: no TLS.
+    /// Needs `listen` (SIP on), `tls_cert` and `tls_key`.
+    pub tls_listen: String,
+    /// TLS certificate chain, PEM file path (the server certificate first). Read at start.
+    pub tls_cert: String,
+    /// TLS private key (PKCS#8, PKCS#1 or SEC1), PEM file path. Read at start.
+    pub tls_key: String,
     /// Address written into Via, Contact and Record-Route and SDP when `listen` is a wildcard
     /// (the public IP behind NAT). Empty: the local address that routes to the peer.
     pub public_ip: String,
@@ -275,6 +282,9 @@ impl Default for SipConfig {
     fn default() -> Self {
         SipConfig {
             listen: "0.0.0.0:5060".into(),
+            tls_listen: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
             public_ip: String::new(),
             domains: Vec::new(),
             realm: "strowger".into(),
@@ -456,6 +466,32 @@ impl Config {
                 "sip.listen",
                 "must be an address such as 0.0.0.0:5060, or empty",
             );
+        }
+        if !sip.tls_listen.is_empty() {
+            if sip.tls_listen.parse::<SocketAddr>().is_err() {
+                return bad(
+                    "sip.tls_listen",
+                    "must be an address such as 0.0.0.0:5061, or empty",
+                );
+            }
+            if sip.listen.is_empty() {
+                return bad(
+                    "sip.tls_listen",
+                    "needs sip.listen: SIP is off when sip.listen is empty",
+                );
+            }
+            if sip.tls_cert.is_empty() {
+                return bad(
+                    "sip.tls_cert",
+                    "required when sip.tls_listen is set (PEM certificate chain file)",
+                );
+            }
+            if sip.tls_key.is_empty() {
+                return bad(
+                    "sip.tls_key",
+                    "required when sip.tls_listen is set (PEM private key file)",
+                );
+            }
         }
         if !sip.public_ip.is_empty() && sip.public_ip.parse::<IpAddr>().is_err() {
             return bad("sip.public_ip", "must be an IP address, or empty");
@@ -777,5 +813,43 @@ mod tests {
         assert_eq!(c.sip.realm, "example.com");
         let e = Config::load(None, std::iter::empty(), &["sip.realm=a\"b".into()]).unwrap_err();
         assert!(e.to_string().contains("sip.realm"), "{e}");
+    }
+
+    #[test]
+    fn sip_tls_options() {
+        let c = Config::default();
+        assert!(c.sip.tls_listen.is_empty(), "TLS is off by default");
+        let c = Config::load(
+            None,
+            std::iter::empty(),
+            &[
+                "sip.tls_listen=127.0.0.1:5061".into(),
+                "sip.tls_cert=/etc/strowger/cert.pem".into(),
+                "sip.tls_key=/etc/strowger/key.pem".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.sip.tls_listen, "127.0.0.1:5061");
+        for (sets, key) in [
+            (vec!["sip.tls_listen=nope"], "sip.tls_listen"),
+            (vec!["sip.tls_listen=0.0.0.0:5061"], "sip.tls_cert"),
+            (
+                vec!["sip.tls_listen=0.0.0.0:5061", "sip.tls_cert=/c.pem"],
+                "sip.tls_key",
+            ),
+            (
+                vec![
+                    "sip.listen=",
+                    "sip.tls_listen=0.0.0.0:5061",
+                    "sip.tls_cert=/c.pem",
+                    "sip.tls_key=/k.pem",
+                ],
+                "sip.tls_listen",
+            ),
+        ] {
+            let sets: Vec<String> = sets.into_iter().map(String::from).collect();
+            let e = Config::load(None, std::iter::empty(), &sets).unwrap_err();
+            assert!(e.to_string().contains(key), "{sets:?}: {e}");
+        }
     }
 }

@@ -360,9 +360,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     let _ = media_tx.send(media.clone());
 
     let relay = relay::Relay::new(cfg.relay.options(), metrics.relay.clone());
-    let sip = sip::start(cfg.sip.clone(), store.clone(), relay, metrics.sip.clone())
-        .await
-        .map_err(|e| format!("cannot bind SIP {}: {e}", cfg.sip.listen))?;
+    let sip = sip::start(cfg.sip.clone(), store.clone(), relay, metrics.sip.clone()).await?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = http::AppState {
@@ -379,7 +377,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot bind HTTP {}: {e}", cfg.http.listen))?;
     let http_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(http = %http_addr, rtc = %rtc_addr, sip = ?state.sip.local, "strowger listening");
+    tracing::info!(http = %http_addr, rtc = %rtc_addr, sip = ?state.sip.local, sip_tls = ?state.sip.tls_local, "strowger listening");
     ready.store(true, Ordering::Relaxed);
 
     if dev {

@@ -17,7 +17,7 @@ use super::b2bua::Calls;
 use super::protect::{Protect, ProtectConfig, Verdict as Guard};
 use super::registrar::{ContactUpdate, Flow, Location};
 use super::stats::SipStats;
-use super::transport::{Inbound, Transport, Transports};
+use super::transport::{Inbound, TlsListen, Transport, Transports};
 use crate::config::SipConfig;
 use crate::relay::Relay;
 
@@ -31,12 +31,16 @@ const USER_CACHE_TTL: Duration = Duration::from_secs(5);
 const USER_CACHE_MAX: usize = 50_000;
 /// Requests waiting for a user lookup at once; more get 503.
 const MAX_PENDING_LOOKUPS: usize = 10_000;
+/// Peers remembered as TLS or WebSocket clients at once (see [`Core::stream_peers`]).
+const MAX_STREAM_PEERS: usize = 200_000;
 
 /// What the rest of the server sees of SIP.
 #[derive(Clone)]
 pub struct SipHandle {
     /// The UDP/TCP address SIP is bound to (None: SIP is off).
     pub local: Option<SocketAddr>,
+    /// The TLS address SIP is bound to (None: SIP or TLS is off).
+    pub tls_local: Option<SocketAddr>,
     /// For SIP over WebSocket connections accepted by the HTTP server.
     pub transports: Option<Transports>,
     /// Questions to the SIP task (None: SIP is off).
@@ -127,19 +131,26 @@ pub(super) struct Core {
     held_count: usize,
     local_ips: Vec<IpAddr>,
     route_cache: HashMap<IpAddr, IpAddr>,
+    /// Peers that reached us over TLS or WebSocket, and when last. The transaction layer only
+    /// knows "reliable"; without this, a message to such a peer whose connection has closed
+    /// would go out over a new plain TCP connection. With it, the send is dropped (we never
+    /// connect out over TLS or WebSocket). Forgotten after the longest registration.
+    stream_peers: HashMap<SocketAddr, (Transport, Instant)>,
     pub listen: SocketAddr,
     epoch: Instant,
     limits: Limits,
     next_housekeeping: Instant,
 }
 
-/// Starts SIP (when `cfg.listen` is set): binds the transports and spawns the SIP task.
+/// Starts SIP (when `cfg.listen` is set): loads the TLS certificate (when `cfg.tls_listen` is
+/// set), binds the transports and spawns the SIP task. Errors are for the operator: they name the
+/// option, file or address at fault.
 pub async fn start(
     cfg: SipConfig,
     store: Store,
     relay: Relay,
     stats: Arc<SipStats>,
-) -> std::io::Result<SipHandle> {
+) -> Result<SipHandle, String> {
     let listen: Option<SocketAddr> = if cfg.listen.is_empty() {
         None
     } else {
@@ -149,9 +160,20 @@ pub async fn start(
         max_message: cfg.max_message_bytes,
         ..Limits::default()
     };
+    let tls = match (listen, super::tls::server_config(&cfg)?) {
+        (Some(_), Some(config)) => Some(TlsListen {
+            addr: cfg
+                .tls_listen
+                .parse()
+                .map_err(|_| format!("sip.tls_listen: not an address: {}", cfg.tls_listen))?,
+            config,
+        }),
+        _ => None,
+    };
     let (in_tx, in_rx) = mpsc::channel(16_384);
     let tp = Transports::start(
         listen,
+        tls,
         in_tx,
         limits,
         cfg.max_connections,
@@ -160,9 +182,11 @@ pub async fn start(
     )
     .await?;
     let local = tp.local();
+    let tls_local = tp.tls_local();
     let Some(bound) = local else {
         return Ok(SipHandle {
             local,
+            tls_local,
             transports: None,
             cmd: None,
         });
@@ -210,20 +234,28 @@ pub async fn start(
         held_count: 0,
         local_ips,
         route_cache: HashMap::new(),
+        stream_peers: HashMap::new(),
         listen: bound,
         epoch: now,
         limits,
         next_housekeeping: now + Duration::from_secs(1),
     };
-    tracing::info!(
-        "SIP listening on udp/tcp {bound}, realm \"{}\"",
-        core.cfg.realm
-    );
+    match tls_local {
+        Some(tls) => tracing::info!(
+            "SIP listening on udp/tcp {bound}, tls {tls}, realm \"{}\"",
+            core.cfg.realm
+        ),
+        None => tracing::info!(
+            "SIP listening on udp/tcp {bound}, realm \"{}\"",
+            core.cfg.realm
+        ),
+    }
     let transports = Some(core.tp.clone());
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     tokio::spawn(core.run(in_rx, int_rx, cmd_rx));
     Ok(SipHandle {
         local,
+        tls_local,
         transports,
         cmd: Some(cmd_tx),
     })
@@ -290,6 +322,9 @@ impl Core {
             .set(self.protect.banned_count(now) as i64);
         self.users
             .retain(|_, u| now.duration_since(u.at) < USER_CACHE_TTL);
+        let keep = Duration::from_secs(u64::from(self.cfg.max_expires_secs) + 60);
+        self.stream_peers
+            .retain(|_, (_, seen)| now.duration_since(*seen) < keep);
     }
 
     /// Seconds since start, the clock of digest nonces.
@@ -330,7 +365,7 @@ impl Core {
                         && req.cseq().is_ok()
                     {
                         let r = req.response(status, reason, None);
-                        self.send_msg(Message::Response(r), m.src, reliable);
+                        self.send_back(Message::Response(r), &m);
                     } else {
                         self.stats.parse_errors.inc();
                     }
@@ -351,7 +386,17 @@ impl Core {
         self.drain(now);
     }
 
-    fn remember_flow(&mut self, _src: SocketAddr, _t: Transport) {}
+    fn remember_flow(&mut self, src: SocketAddr, t: Transport) {
+        if !matches!(t, Transport::Tls | Transport::Ws) {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(e) = self.stream_peers.get_mut(&src) {
+            *e = (t, now);
+        } else if self.stream_peers.len() < MAX_STREAM_PEERS {
+            self.stream_peers.insert(src, (t, now));
+        }
+    }
 
     /// A request whose start line or headers do not parse: answered (400, 416, 505, 513) when its
     /// Via, From, To, Call-ID and CSeq can be read, so the sender stops retransmitting; dropped
@@ -382,7 +427,7 @@ impl Core {
         }
         r.headers.push(HeaderName::Server, "Strowger");
         tracing::debug!(src = %m.src, "SIP: bad request answered {status}: {e}");
-        self.send_msg(Message::Response(r), m.src, m.transport.reliable());
+        self.send_back(Message::Response(r), m);
     }
 
     fn on_cmd(&mut self, now: Instant, c: SipCmd) {
@@ -463,10 +508,21 @@ impl Core {
         }
     }
 
+    /// Answers a message outside any transaction over exactly the transport and connection it
+    /// came on.
+    fn send_back(&mut self, msg: Message, to: &Inbound) {
+        let data = Bytes::from(msg.to_bytes());
+        self.tp.send(data, to.src, to.transport, to.conn);
+    }
+
     pub(super) fn send_msg(&mut self, msg: Message, dest: SocketAddr, reliable: bool) {
         let data = Bytes::from(msg.to_bytes());
         if reliable {
-            self.tp.send_reliable(data, dest);
+            match self.stream_peers.get(&dest) {
+                // Over the peer's TLS or WebSocket connection, or dropped when it has closed.
+                Some(&(t, _)) => self.tp.send(data, dest, t, None),
+                None => self.tp.send_reliable(data, dest),
+            }
         } else {
             self.tp.send(data, dest, Transport::Udp, None);
         }
@@ -504,8 +560,11 @@ impl Core {
         // Loop detection: a request carrying our own Via came back to us.
         if let Ok(vias) = req.vias() {
             let me = self.listen.port();
+            let me_tls = self.tp.tls_local().map(|a| a.port());
             if vias.iter().skip(1).any(|v| {
-                v.port.unwrap_or(5060) == me
+                let tls = Transport::from_token(&v.transport) == Some(Transport::Tls);
+                let port = v.port.unwrap_or(if tls { 5061 } else { 5060 });
+                (port == me || Some(port) == me_tls)
                     && self.is_local_host(&v.host)
                     && v.branch().is_some_and(|b| b.starts_with(BRANCH_PREFIX))
             }) {
@@ -603,6 +662,15 @@ impl Core {
         ip
     }
 
+    /// Our port for `transport`: the TLS listener's for TLS, else the UDP/TCP one (WebSocket
+    /// clients never connect back to what Via or Contact say).
+    fn our_port(&self, transport: Transport) -> u16 {
+        match (transport, self.tp.tls_local()) {
+            (Transport::Tls, Some(a)) => a.port(),
+            _ => self.listen.port(),
+        }
+    }
+
     /// A Via for a request we send to `dest` over `transport`, with a fresh branch.
     pub(super) fn our_via(&mut self, dest: SocketAddr, transport: Transport) -> String {
         let ip = self.local_ip_for(dest.ip());
@@ -612,7 +680,7 @@ impl Core {
             "SIP/2.0/{} {}:{};branch={branch};rport",
             transport.via(),
             host,
-            self.listen.port()
+            self.our_port(transport)
         )
     }
 
@@ -624,10 +692,11 @@ impl Core {
             user: Some("strowger".into()),
             password: None,
             host: host_of(ip),
-            port: Some(self.listen.port()),
+            port: Some(self.our_port(transport)),
             params: Default::default(),
             headers: Vec::new(),
         };
+        // `transport=tcp`, `transport=tls` or `transport=ws` (RFC 3261 §19.1.1, RFC 7118).
         if transport != Transport::Udp {
             uri.params.set(
                 "transport",

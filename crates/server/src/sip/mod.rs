@@ -11,6 +11,7 @@ pub mod protect;
 pub mod registrar;
 mod sdp;
 pub mod stats;
+pub mod tls;
 pub mod transport;
 pub mod ws;
 

@@ -1,8 +1,9 @@
-//! SIP transports: one UDP socket, TCP connections (accepted and opened), WebSocket connections
-//! handed over by the HTTP server. Every datagram or framed message becomes an [`Inbound`] on
-//! one bounded queue to the SIP task; the SIP task sends with [`Transports::send`], which never
-//! blocks it (a full socket or connection queue drops the message and counts it: transactions
-//! retransmit over UDP, and a stream peer that cannot keep up is closed).
+//! SIP transports: one UDP socket, TCP connections (accepted and opened), TLS connections
+//! (accepted only), WebSocket connections handed over by the HTTP server. Every datagram or
+//! framed message becomes an [`Inbound`] on one bounded queue to the SIP task; the SIP task sends
+//! with [`Transports::send`], which never blocks it (a full socket or connection queue drops the
+//! message and counts it: transactions retransmit over UDP, and a stream peer that cannot keep up
+//! is closed). TCP and TLS share the framing code ([`stream_conn`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,9 +13,11 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use strowger_sip::{frame_len, Limits, ParseError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 
 use super::stats::SipStats;
 
@@ -23,6 +26,7 @@ use super::stats::SipStats;
 pub enum Transport {
     Udp,
     Tcp,
+    Tls,
     Ws,
 }
 
@@ -36,6 +40,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
             Transport::Ws => "WS",
         }
     }
@@ -44,6 +49,7 @@ impl Transport {
         match s.to_ascii_uppercase().as_str() {
             "UDP" => Some(Transport::Udp),
             "TCP" => Some(Transport::Tcp),
+            "TLS" => Some(Transport::Tls),
             "WS" | "WSS" => Some(Transport::Ws),
             _ => None,
         }
@@ -60,6 +66,8 @@ pub struct Inbound {
     pub data: Bytes,
     pub src: SocketAddr,
     pub transport: Transport,
+    /// The stream connection it came on (None for UDP).
+    pub conn: Option<ConnId>,
 }
 
 struct Conn {
@@ -79,6 +87,7 @@ struct ConnTable {
 pub struct Transports {
     udp: Option<Arc<UdpSocket>>,
     local: Option<SocketAddr>,
+    tls_local: Option<SocketAddr>,
     conns: Arc<Mutex<ConnTable>>,
     next_conn: Arc<AtomicU64>,
     inbound: mpsc::Sender<Inbound>,
@@ -90,20 +99,34 @@ pub struct Transports {
 
 /// Frames queued per stream connection before it counts as stuck.
 const CONN_QUEUE: usize = 256;
+/// A TLS client must finish its handshake within this.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// TLS handshakes in progress at once; connections beyond are closed at once (a handshake costs
+/// CPU, and a connection that never sends one holds a slot for the whole timeout).
+const MAX_TLS_HANDSHAKES: usize = 1024;
+
+/// The TLS listener to start: its address and server configuration.
+pub struct TlsListen {
+    pub addr: SocketAddr,
+    pub config: Arc<rustls::ServerConfig>,
+}
 
 impl Transports {
-    /// Binds UDP and TCP on `listen` (either may be None when SIP is off) and starts their tasks.
+    /// Binds UDP and TCP on `listen` (None when SIP is off) and TLS on `tls` (None when TLS is
+    /// off; ignored when SIP is), and starts their tasks. Errors name what could not be bound.
     pub async fn start(
         listen: Option<SocketAddr>,
+        tls: Option<TlsListen>,
         inbound: mpsc::Sender<Inbound>,
         limits: Limits,
         max_conns: usize,
         idle: Duration,
         stats: Arc<SipStats>,
-    ) -> std::io::Result<Transports> {
+    ) -> Result<Transports, String> {
         let mut t = Transports {
             udp: None,
             local: None,
+            tls_local: None,
             conns: Arc::new(Mutex::new(ConnTable::default())),
             next_conn: Arc::new(AtomicU64::new(1)),
             inbound,
@@ -113,23 +136,46 @@ impl Transports {
             stats,
         };
         let Some(addr) = listen else { return Ok(t) };
-        let sock = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        // Big buffers: a burst of REGISTERs must queue in the kernel, not be dropped.
-        let _ = sock.set_recv_buffer_size(8 << 20);
-        let _ = sock.set_send_buffer_size(8 << 20);
-        sock.set_nonblocking(true)?;
-        sock.bind(&addr.into())?;
-        let udp = Arc::new(UdpSocket::from_std(sock.into())?);
-        let local = udp.local_addr()?;
-        let tcp = TcpListener::bind(local).await?;
+        let bind_udp = || -> std::io::Result<UdpSocket> {
+            let sock = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            // Big buffers: a burst of REGISTERs must queue in the kernel, not be dropped.
+            let _ = sock.set_recv_buffer_size(8 << 20);
+            let _ = sock.set_send_buffer_size(8 << 20);
+            sock.set_nonblocking(true)?;
+            sock.bind(&addr.into())?;
+            UdpSocket::from_std(sock.into())
+        };
+        let udp = Arc::new(bind_udp().map_err(|e| format!("cannot bind SIP UDP {addr}: {e}"))?);
+        let local = udp
+            .local_addr()
+            .map_err(|e| format!("cannot bind SIP UDP {addr}: {e}"))?;
+        let tcp = TcpListener::bind(local)
+            .await
+            .map_err(|e| format!("cannot bind SIP TCP {local}: {e}"))?;
+        let tls = match tls {
+            Some(tls) => {
+                let l = TcpListener::bind(tls.addr)
+                    .await
+                    .map_err(|e| format!("cannot bind SIP TLS {}: {e}", tls.addr))?;
+                t.tls_local = Some(
+                    l.local_addr()
+                        .map_err(|e| format!("cannot bind SIP TLS {}: {e}", tls.addr))?,
+                );
+                Some((l, TlsAcceptor::from(tls.config)))
+            }
+            None => None,
+        };
         t.udp = Some(udp.clone());
         t.local = Some(local);
         tokio::spawn(udp_loop(udp, t.clone()));
         tokio::spawn(accept_loop(tcp, t.clone()));
+        if let Some((l, acceptor)) = tls {
+            tokio::spawn(tls_accept_loop(l, acceptor, t.clone()));
+        }
         Ok(t)
     }
 
@@ -148,8 +194,18 @@ impl Transports {
         self.local
     }
 
+    /// The bound TLS address (None: TLS is off).
+    pub fn tls_local(&self) -> Option<SocketAddr> {
+        self.tls_local
+    }
+
     /// Sends a message. Over a stream, `conn` is used when still open, else an open connection
     /// to `dest` is reused, else (TCP) a new one is opened in the background.
+    ///
+    /// TLS and WebSocket never open connections: a phone on TLS is reached over the connection it
+    /// registered (and keeps alive) on. When that connection is gone the message is dropped and
+    /// counted in `send_dropped` (the phone re-registers, normally within its keep-alive
+    /// interval; until then the request times out like one to an unreachable UDP phone).
     pub fn send(&self, data: Bytes, dest: SocketAddr, transport: Transport, conn: Option<ConnId>) {
         match transport {
             Transport::Udp => {
@@ -159,7 +215,7 @@ impl Transports {
                     Err(_) => self.stats.send_dropped.inc(),
                 }
             }
-            Transport::Tcp | Transport::Ws => {
+            Transport::Tcp | Transport::Tls | Transport::Ws => {
                 let tx = {
                     let table = self.conns.lock().expect("conn table");
                     conn.and_then(|c| table.by_id.get(&c))
@@ -197,14 +253,21 @@ impl Transports {
                             }
                         });
                     }
-                    None => self.stats.send_dropped.inc(),
+                    None => {
+                        tracing::debug!(
+                            %dest,
+                            transport = transport.via(),
+                            "SIP: no open connection to send over: dropped"
+                        );
+                        self.stats.send_dropped.inc();
+                    }
                 }
             }
         }
     }
 
-    /// Sends over whichever stream connection is open to `dest` (TCP or WebSocket), else opens
-    /// a TCP connection.
+    /// Sends over whichever stream connection is open to `dest` (TCP, TLS or WebSocket), else
+    /// opens a TCP connection.
     pub fn send_reliable(&self, data: Bytes, dest: SocketAddr) {
         let t = self.stream_kind(dest);
         self.send(data, dest, t, None);
@@ -213,11 +276,10 @@ impl Transports {
     /// The kind of the stream connection open to `peer` (TCP when none is).
     pub fn stream_kind(&self, peer: SocketAddr) -> Transport {
         let table = self.conns.lock().expect("conn table");
-        if table.by_peer.contains_key(&(peer, Transport::Ws)) {
-            Transport::Ws
-        } else {
-            Transport::Tcp
-        }
+        [Transport::Tls, Transport::Ws, Transport::Tcp]
+            .into_iter()
+            .find(|t| table.by_peer.contains_key(&(peer, *t)))
+            .unwrap_or(Transport::Tcp)
     }
 
     /// Registers a stream connection; returns its id and the receiver of what to write to it.
@@ -269,7 +331,7 @@ impl Transports {
     fn adopt_tcp(&self, s: TcpStream, peer: SocketAddr) -> Option<ConnId> {
         let _ = s.set_nodelay(true);
         let (id, rx) = self.register_conn(peer, Transport::Tcp)?;
-        tokio::spawn(tcp_conn(s, peer, id, rx, self.clone()));
+        tokio::spawn(stream_conn(s, peer, Transport::Tcp, id, rx, self.clone()));
         Some(id)
     }
 }
@@ -294,6 +356,7 @@ async fn udp_loop(udp: Arc<UdpSocket>, t: Transports) {
                     data: Bytes::copy_from_slice(&buf[..n]),
                     src,
                     transport: Transport::Udp,
+                    conn: None,
                 });
             }
             Err(e) => {
@@ -318,18 +381,65 @@ async fn accept_loop(l: TcpListener, t: Transports) {
     }
 }
 
-/// Reads frames off a TCP connection and writes what the SIP task sends to it.
-async fn tcp_conn(
-    s: TcpStream,
+async fn tls_accept_loop(l: TcpListener, acceptor: TlsAcceptor, t: Transports) {
+    let handshakes = Arc::new(Semaphore::new(MAX_TLS_HANDSHAKES));
+    loop {
+        let (s, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("SIP TLS accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "SIP TLS: too many handshakes in progress: closing");
+            t.stats.conn_refused.inc();
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let t = t.clone();
+        tokio::spawn(async move {
+            let _ = s.set_nodelay(true);
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
+                Ok(Ok(tls)) => tls,
+                // Scanners and port probes: routine, so debug only.
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "SIP TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "SIP TLS handshake timed out");
+                    return;
+                }
+            };
+            drop(permit);
+            let Some((id, rx)) = t.register_conn(peer, Transport::Tls) else {
+                tracing::debug!(%peer, "SIP TLS: connection limit reached: closing");
+                return;
+            };
+            tracing::debug!(%peer, "SIP TLS connection open");
+            stream_conn(tls, peer, Transport::Tls, id, rx, t).await;
+        });
+    }
+}
+
+/// Reads frames off a stream connection (TCP or TLS) and writes what the SIP task sends to it.
+async fn stream_conn<S>(
+    s: S,
     peer: SocketAddr,
+    transport: Transport,
     id: ConnId,
     mut rx: mpsc::Receiver<Bytes>,
     t: Transports,
-) {
-    let (mut rd, mut wr) = s.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(s);
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
-            if wr.write_all(&b).await.is_err() {
+            // Flush: TLS buffers records until flushed; for TCP it is a no-op.
+            if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }
@@ -350,14 +460,15 @@ async fn tcp_conn(
                     if frame.iter().all(|b| *b == b'\r' || *b == b'\n') {
                         // RFC 5626 §3.5.1: a double-CRLF ping gets a single-CRLF pong.
                         if frame.len() >= 4 {
-                            t.send(Bytes::from_static(b"\r\n"), peer, Transport::Tcp, Some(id));
+                            t.send(Bytes::from_static(b"\r\n"), peer, transport, Some(id));
                         }
                         continue;
                     }
                     t.deliver(Inbound {
                         data: frame,
                         src: peer,
-                        transport: Transport::Tcp,
+                        transport,
+                        conn: Some(id),
                     });
                 }
                 Ok(None) => {
@@ -375,12 +486,12 @@ async fn tcp_conn(
         if let Some(e) = bad {
             // A stream that cannot be framed cannot be resynchronised: close it.
             t.stats.stream_errors.inc();
-            tracing::info!(%peer, "SIP TCP: closing connection: {e}");
+            tracing::info!(%peer, transport = transport.via(), "SIP: closing connection: {e}");
             buf.advance(buf.len());
             break "framing error";
         }
     };
-    tracing::debug!(%peer, "SIP TCP connection ended: {why}");
+    tracing::debug!(%peer, transport = transport.via(), "SIP connection ended: {why}");
     t.unregister_conn(id);
     writer.abort();
 }

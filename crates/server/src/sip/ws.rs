@@ -50,7 +50,7 @@ pub async fn serve(mut sock: WebSocket, peer: SocketAddr, tp: Transports) {
                 if data.iter().all(|b| *b == b'\r' || *b == b'\n') {
                     continue;
                 }
-                tp.deliver(Inbound { data, src: peer, transport: Transport::Ws });
+                tp.deliver(Inbound { data, src: peer, transport: Transport::Ws, conn: Some(id) });
             }
         }
     }
