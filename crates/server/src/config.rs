@@ -254,6 +254,10 @@ pub struct SipConfig {
     pub max_message_bytes: usize,
     /// Concurrent calls; more get 503.
     pub max_calls: usize,
+    /// SIP transactions kept at once; more requests get a stateless 503. A REGISTER's
+    /// transaction stays 32 s after its answer over UDP (RFC 3261 Timer J, absorbing
+    /// retransmissions), so this bounds registrations per second to about max / 32.
+    pub max_transactions: usize,
     /// Requests per second accepted from one source IP on average; 0 disables the limit.
     pub rate_per_sec: u32,
     /// Burst of requests above the average.
@@ -300,6 +304,7 @@ impl Default for SipConfig {
             min_se_secs: 90,
             max_message_bytes: 65_535,
             max_calls: 10_000,
+            max_transactions: 200_000,
             rate_per_sec: 200,
             rate_burst: 400,
             ban_after_failures: 10,
@@ -535,6 +540,9 @@ impl Config {
                     )
                 }
             }
+        }
+        if sip.max_transactions < 100 {
+            return bad("sip.max_transactions", "must be at least 100");
         }
         if sip.no_answer_timeout_secs == 0 {
             return bad("sip.no_answer_timeout_secs", "must be at least 1");

@@ -847,6 +847,32 @@ impl TransactionLayer {
         Ok(())
     }
 
+    /// Answers a server transaction with a final response and ends it at once, keeping no state
+    /// (RFC 3261 §8.2.7 stateless UAS behaviour). For answers whose loss costs nothing but a
+    /// retransmitted request answered the same way again, such as a digest challenge (401/407)
+    /// or a 503: they need no Completed state absorbing retransmissions for 64·T1, which at
+    /// thousands of REGISTERs per second would hold hundreds of thousands of transactions. An
+    /// ACK to a stateless non-2xx answer to an INVITE then matches no transaction and comes out
+    /// as [`Output::Ack`] with `id: None`.
+    pub fn respond_statelessly(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        resp: Response,
+    ) -> Result<(), TxError> {
+        let _ = now;
+        let tx = self.txs.get(&id).ok_or(TxError::UnknownTransaction)?;
+        if !matches!(tx.kind, TxKind::InviteServer | TxKind::NonInviteServer)
+            || !matches!(tx.state, TxState::Trying | TxState::Proceeding)
+            || !(300..700).contains(&resp.status)
+        {
+            return Err(TxError::InvalidState);
+        }
+        self.transmit(id, Message::Response(resp));
+        self.terminate(id);
+        Ok(())
+    }
+
     /// The driver could not send for transaction `id` (§17.1.4, §17.2.4): the TU is told and the
     /// transaction ends.
     pub fn transport_error(&mut self, id: TxId) {

@@ -947,3 +947,42 @@ fn malformed_requests_are_refused_and_poll_timeout_is_exact() {
     s.handle_timeout(t0 + Duration::from_millis(199));
     assert!(s.poll_output().is_none());
 }
+
+#[test]
+fn stateless_answers_keep_no_transaction() {
+    let now = Instant::now();
+    let mut s = TransactionLayer::new(Config::default(), 7);
+    let from = addr("192.0.2.1:5060");
+    let reg = request(Method::Register, Some("z9hG4bK-st1"), 1);
+    let new_tx = |s: &mut TransactionLayer| -> TxId {
+        let mut id = None;
+        while let Some(o) = s.poll_output() {
+            if let Output::Request { id: i, .. } = o {
+                id = Some(i);
+            }
+        }
+        id.expect("a new server transaction")
+    };
+    s.handle_request(now, reg.clone(), from, false).unwrap();
+    let id = new_tx(&mut s);
+    // A 2xx (or a provisional) cannot be sent statelessly.
+    let ok = reg.response(200, "OK", Some("t"));
+    assert_eq!(
+        s.respond_statelessly(now, id, ok),
+        Err(TxError::InvalidState)
+    );
+    s.respond_statelessly(now, id, reg.response(401, "Unauthorized", Some("t")))
+        .unwrap();
+    let out: Vec<Output> = std::iter::from_fn(|| s.poll_output()).collect();
+    assert!(
+        matches!(&out[0], Output::Transmit(t) if t.dest == from && matches!(&t.msg, Message::Response(r) if r.status == 401))
+    );
+    assert!(matches!(out[1], Output::Terminated { id: t } if t == id));
+    assert!(s.is_empty(), "nothing kept");
+    assert_eq!(s.poll_timeout(), None, "no timer left");
+    // A retransmission of the request is a new request again (answered the same way by the TU).
+    s.handle_request(now + Duration::from_millis(500), reg, from, false)
+        .unwrap();
+    let again = new_tx(&mut s);
+    assert_ne!(again, id);
+}

@@ -203,6 +203,7 @@ pub async fn start(
         t1: Duration::from_millis(cfg.t1_ms),
         t2: Duration::from_millis(cfg.t2_ms),
         t4: Duration::from_millis(cfg.t4_ms),
+        max_transactions: cfg.max_transactions,
         ..transaction::Config::default()
     };
     let mut vc = VerifierConfig::new(cfg.realm.clone());
@@ -548,6 +549,28 @@ impl Core {
         }
     }
 
+    /// Answers without keeping the transaction (a challenge, a 503): a retransmitted request is
+    /// simply answered again. Kamailio sends these statelessly too; keeping each for 64·T1 would
+    /// hold one transaction per REGISTER for 32 s.
+    pub(super) fn reply_statelessly(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: Vec<(HeaderName, String)>,
+    ) {
+        let mut r = req.response(status, reason, Some(&new_tag()));
+        r.headers.push(HeaderName::Server, "Strowger");
+        for (n, v) in extra {
+            r.headers.push(n, v);
+        }
+        if let Err(e) = self.txl.respond_statelessly(now, id, r) {
+            tracing::debug!("SIP: cannot respond {status}: {e}");
+        }
+    }
+
     /// A new server transaction (or an in-dialog request).
     fn on_request(
         &mut self,
@@ -803,7 +826,7 @@ impl Core {
         } else {
             (401, "Unauthorized", HeaderName::WwwAuthenticate)
         };
-        self.reply(now, id, req, status, reason, Some(vec![(h, ch)]));
+        self.reply_statelessly(now, id, req, status, reason, vec![(h, ch)]);
     }
 
     fn hold_for_lookup(
@@ -816,7 +839,8 @@ impl Core {
         reliable: bool,
     ) {
         if self.held_count >= MAX_PENDING_LOOKUPS || name.len() > 128 {
-            return self.reply(now, id, &req, 503, "Service Unavailable", None);
+            let h = vec![(HeaderName::Other("Retry-After".into()), "5".to_string())];
+            return self.reply_statelessly(now, id, &req, 503, "Service Unavailable", h);
         }
         let first = !self.held.contains_key(&name);
         self.held.entry(name.clone()).or_default().push(Held {
