@@ -15,9 +15,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use strowger_media::codec::opus::OpusBandwidth;
 use strowger_media::codec::{new_decoder, new_encoder, AudioDecoder, AudioEncoder, CodecKind};
 use strowger_media::jitter::{JitterBuffer, JitterConfig, JitterOutput};
 use strowger_media::mixer::Mixer;
+use strowger_media::pipeline::OpusSettings;
 use strowger_media::resample::Resampler;
 use strowger_media::rtp::{RtpBuilder, RtpPacket};
 
@@ -48,7 +50,7 @@ enum Cmd {
         #[arg(long)]
         callgrind: bool,
     },
-    /// One transcoded call, PCMU <-> Opus 48 kHz, both directions, with jitter buffers.
+    /// One transcoded call, PCMU <-> Opus, both directions, with jitter buffers.
     Call {
         /// Seconds of call time measured.
         #[arg(long, default_value_t = 120)]
@@ -59,6 +61,8 @@ enum Cmd {
         /// No clock reads (for callgrind).
         #[arg(long)]
         callgrind: bool,
+        #[command(flatten)]
+        opus: OpusArgs,
     },
     /// An N-party room at 48 kHz, 20 ms frames, K loudest mixed.
     Mixer {
@@ -78,6 +82,61 @@ enum Cmd {
         #[arg(long)]
         callgrind: bool,
     },
+}
+
+/// Opus settings of the call: `pipeline::OpusSettings::default()` (telephony) unless changed.
+#[derive(clap::Args, Clone)]
+struct OpusArgs {
+    /// Start from `OpusSettings::full()` (48 kHz, complexity 10, fullband, FEC for 10 % loss:
+    /// the configuration before telephony settings) instead of the telephony defaults.
+    #[arg(long)]
+    full: bool,
+    /// Encoder complexity 0..=10.
+    #[arg(long)]
+    complexity: Option<u8>,
+    /// Expected loss in percent (FEC on above 0).
+    #[arg(long)]
+    loss: Option<u8>,
+    /// Maximum bandwidth: nb, mb, wb, swb or fb.
+    #[arg(long)]
+    max_bandwidth: Option<String>,
+    /// Opus PCM rate: `match` (the G.711 side's 8 kHz, no resampler) or `48` (48 kHz).
+    #[arg(long)]
+    opus_rate: Option<String>,
+}
+
+impl OpusArgs {
+    fn settings(&self) -> OpusSettings {
+        let mut s = if self.full {
+            OpusSettings::full()
+        } else {
+            OpusSettings::default()
+        };
+        if let Some(c) = self.complexity {
+            s.complexity = Some(c);
+        }
+        if let Some(l) = self.loss {
+            s.expected_loss_percent = l;
+        }
+        if let Some(b) = &self.max_bandwidth {
+            s.max_bandwidth = Some(match b.as_str() {
+                "nb" => OpusBandwidth::Narrowband,
+                "mb" => OpusBandwidth::Mediumband,
+                "wb" => OpusBandwidth::Wideband,
+                "swb" => OpusBandwidth::Superwideband,
+                "fb" => OpusBandwidth::Fullband,
+                other => panic!("unknown bandwidth {other}"),
+            });
+        }
+        if let Some(r) = &self.opus_rate {
+            s.match_rate = match r.as_str() {
+                "match" => true,
+                "48" => false,
+                other => panic!("unknown opus rate {other}"),
+            };
+        }
+        s
+    }
 }
 
 /// The measured region: frames `start..start + n` of `f`. Callgrind's `--toggle-collect` target.
@@ -246,6 +305,58 @@ fn codecs(frames_n: usize, warmup: usize, only: Option<String>, callgrind: bool)
         CodecKind::G722,
         CodecKind::Opus,
     ];
+    // Opus as a telephony leg runs it (pipeline::OpusSettings::default() against G.711):
+    // 8 kHz PCM, narrowband, complexity 5, no FEC.
+    {
+        let tel = OpusSettings::default();
+        let sig = speech(8_000, secs, 1);
+        let fr = frames(&sig, 8_000);
+        let mut pre = tel.encoder(8_000).expect("encoder");
+        let payloads: Vec<Vec<u8>> = fr
+            .iter()
+            .map(|f| {
+                let mut p = Vec::new();
+                pre.encode(f, &mut p).expect("encode");
+                p
+            })
+            .collect();
+        if want("enc-opus8") {
+            let mut enc = tel.encoder(8_000).expect("encoder");
+            let mut out = Vec::with_capacity(4000);
+            let mut f = |i: usize| {
+                out.clear();
+                enc.encode(fr[i % fr.len()], &mut out).expect("encode");
+                black_box(&out);
+            };
+            let ns = run(&mut f, warmup, frames_n, callgrind);
+            let bytes = payloads.iter().map(Vec::len).sum::<usize>() / payloads.len();
+            report(
+                "enc-opus8",
+                &format!("opus 8 kHz NB c5 encode, {bytes} B/frame"),
+                &ns,
+                frames_n,
+                callgrind,
+            );
+        }
+        if want("dec-opus8") {
+            let mut dec = tel.decoder(8_000).expect("decoder");
+            let mut out = Vec::with_capacity(2000);
+            let mut f = |i: usize| {
+                out.clear();
+                dec.decode(&payloads[i % payloads.len()], &mut out)
+                    .expect("decode");
+                black_box(&out);
+            };
+            let ns = run(&mut f, warmup, frames_n, callgrind);
+            report(
+                "dec-opus8",
+                "opus decode to 8 kHz",
+                &ns,
+                frames_n,
+                callgrind,
+            );
+        }
+    }
     for kind in kinds {
         let item = format!("enc-{}", name(kind));
         if !want(&item) && !want(&format!("dec-{}", name(kind))) {
@@ -337,6 +448,8 @@ struct Leg {
     /// Resampled PCM waiting for a whole encoder frame.
     fifo: Vec<i16>,
     enc_frame: usize,
+    /// RTP timestamp step per output packet (Opus: 960 whatever its PCM rate).
+    ts_step: u32,
     out_pkt: RtpBuilder,
     /// The outgoing datagram.
     wire: Vec<u8>,
@@ -345,16 +458,29 @@ struct Leg {
 }
 
 impl Leg {
-    fn new(from: CodecKind, to: CodecKind, out_pt: u8, ssrc: u32) -> Self {
-        let (rin, rout) = (codec_rate(from), codec_rate(to));
+    /// A leg from `from` to `to`; an Opus side is set up with `opus` (as the pipeline does).
+    fn new(from: CodecKind, to: CodecKind, out_pt: u8, ssrc: u32, opus: &OpusSettings) -> Self {
+        let dec: Box<dyn AudioDecoder> = match from {
+            CodecKind::Opus => Box::new(opus.decoder(codec_rate(to)).expect("decoder")),
+            k => new_decoder(k).expect("decoder"),
+        };
+        let enc: Box<dyn AudioEncoder> = match to {
+            CodecKind::Opus => Box::new(opus.encoder(codec_rate(from)).expect("encoder")),
+            k => new_encoder(k).expect("encoder"),
+        };
+        let (rin, rout) = (dec.sample_rate(), enc.sample_rate());
         Leg {
-            jitter: JitterBuffer::new(JitterConfig::new(rin, Duration::from_millis(20))),
-            dec: new_decoder(from).expect("decoder"),
+            jitter: JitterBuffer::new(JitterConfig::new(
+                codec_rate(from),
+                Duration::from_millis(20),
+            )),
+            dec,
             rs: Resampler::new(rin, rout).expect("resampler"),
-            enc: new_encoder(to).expect("encoder"),
+            enc,
             pcm: Vec::with_capacity(2000),
             fifo: Vec::with_capacity(4000),
             enc_frame: rout as usize / 50,
+            ts_step: codec_rate(to) / 50,
             out_pkt: RtpBuilder {
                 payload_type: out_pt,
                 ssrc,
@@ -393,7 +519,7 @@ impl Leg {
                 .expect("encode");
             self.fifo.drain(..self.enc_frame);
             self.out_pkt.sequence_number = self.out_pkt.sequence_number.wrapping_add(1);
-            self.out_pkt.timestamp = self.out_pkt.timestamp.wrapping_add(self.enc_frame as u32);
+            self.out_pkt.timestamp = self.out_pkt.timestamp.wrapping_add(self.ts_step);
             self.wire.clear();
             self.out_pkt.write(&mut self.wire).expect("rtp write");
             black_box(&self.wire);
@@ -451,13 +577,14 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-fn call(seconds: usize, warmup: usize, callgrind: bool) {
+fn call(seconds: usize, warmup: usize, callgrind: bool, opus: &OpusSettings) {
     let ticks = (seconds + warmup) * 50;
     // A: the phone's PCMU towards the Opus side; B: the Opus side towards the phone.
     let in_a = incoming(CodecKind::Pcmu, 0, 0x1111_1111, ticks, 1);
     let in_b = incoming(CodecKind::Opus, 111, 0x2222_2222, ticks, 2);
-    let mut leg_a = Leg::new(CodecKind::Pcmu, CodecKind::Opus, 111, 0x3333_3333);
-    let mut leg_b = Leg::new(CodecKind::Opus, CodecKind::Pcmu, 0, 0x4444_4444);
+    let mut leg_a = Leg::new(CodecKind::Pcmu, CodecKind::Opus, 111, 0x3333_3333, opus);
+    let mut leg_b = Leg::new(CodecKind::Opus, CodecKind::Pcmu, 0, 0x4444_4444, opus);
+    let (rate_a, rate_b) = (leg_a.enc.sample_rate(), leg_b.dec.sample_rate());
     let t0 = Instant::now();
     let mut f = |i: usize| {
         let now = t0 + Duration::from_millis(20 * i as u64);
@@ -472,6 +599,7 @@ fn call(seconds: usize, warmup: usize, callgrind: bool) {
     let n = seconds * 50;
     let (sent_a, sent_b, lost) = (leg_a.sent, leg_b.sent, leg_a.lost + leg_b.lost);
     if callgrind {
+        println!("opus encoder at {rate_a} Hz, decoder at {rate_b} Hz; {opus:?}");
         println!(
             "RESULT {{\"item\":\"call\",\"measured_ticks\":{n},\"measured_seconds\":{seconds},\"sent_a\":{sent_a},\"sent_b\":{sent_b},\"concealed\":{lost}}}"
         );
@@ -483,8 +611,9 @@ fn call(seconds: usize, warmup: usize, callgrind: bool) {
     let pct = us_per_call_sec / 1e6 * 100.0;
     let median_pct = s.median as f64 * 50.0 / 1e9 * 100.0;
     println!(
-        "call: PCMU 8 kHz <-> Opus 48 kHz, both directions, {seconds} s of call after {warmup} s warmup; packets out A->Opus {sent_a}, B->PCMU {sent_b}, concealed {lost}"
+        "call: PCMU 8 kHz <-> Opus (encoder at {rate_a} Hz, decoder at {rate_b} Hz), both directions, {seconds} s of call after {warmup} s warmup; packets out A->Opus {sent_a}, B->PCMU {sent_b}, concealed {lost}"
     );
+    println!("  opus settings: {opus:?}");
     println!(
         "  per 20 ms tick (both directions): median {} ns  mean {:.0} ns  p99 {} ns",
         s.median, s.mean, s.p99
@@ -597,7 +726,8 @@ fn main() {
             seconds,
             warmup,
             callgrind,
-        } => call(seconds, warmup, callgrind),
+            opus,
+        } => call(seconds, warmup, callgrind, &opus.settings()),
         Cmd::Mixer {
             participants,
             speakers,

@@ -18,6 +18,25 @@ const PASSBAND_EDGE: f64 = 0.84;
 const STOPBAND_EDGE: f64 = 1.0;
 /// Largest reduced interpolation or decimation factor accepted (bounds the filter size).
 const MAX_FACTOR: u32 = 64;
+/// Independent accumulators of the dot product (8 × f32: two SSE or one AVX register).
+const LANES: usize = 8;
+
+/// `Σ a[k] · b[k]` over equal lengths that are multiples of [`LANES`], in [`LANES`]
+/// independent partial sums so that the compiler can vectorise it (a single running sum is a
+/// dependency chain it may not reorder).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    debug_assert!(a.len().is_multiple_of(LANES));
+    let mut acc = [0.0f32; LANES];
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        for k in 0..LANES {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
+}
 
 /// Why a resampler could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,9 +61,14 @@ pub struct Resampler {
     up: usize,
     /// Decimation factor.
     down: usize,
-    /// Taps per phase.
+    /// Taps per phase of the prototype filter.
     taps: usize,
-    /// `phases[p][j]` is the prototype coefficient `h[p + j * up]`, scaled by `up`.
+    /// Taps per phase as evaluated: `taps` rounded up to a multiple of [`LANES`] (zeros on the
+    /// oldest side), so the dot product runs in whole SIMD-width chunks.
+    padded: usize,
+    /// `phases[p][padded - 1 - j]` is the prototype coefficient `h[p + j * up]`, scaled by
+    /// `up`: stored oldest-sample first, so a phase and its input window are walked forwards
+    /// together.
     phases: Vec<Vec<f32>>,
     /// Input history followed by unconsumed input; always starts with `taps - 1` samples of history.
     buf: Vec<f32>,
@@ -52,6 +76,12 @@ pub struct Resampler {
     idx: usize,
     /// Filter phase of the next output.
     phase: usize,
+}
+
+/// Rounds and saturates a filter output to 16 bits.
+#[inline]
+fn to_i16(x: f32) -> i16 {
+    x.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
@@ -97,6 +127,7 @@ impl Resampler {
                 up,
                 down,
                 taps: 1,
+                padded: 1,
                 phases: vec![vec![1.0]],
                 buf: Vec::new(),
                 idx: 0,
@@ -133,10 +164,18 @@ impl Resampler {
         // Unity DC gain per phase after zero-stuffing: the whole filter sums to `up`.
         let sum: f64 = proto.iter().sum();
         let scale = up as f64 / sum;
+        let padded = taps.next_multiple_of(LANES);
         let phases = (0..up)
             .map(|p| {
-                (0..taps)
-                    .map(|j| (proto[p + j * up] * scale) as f32)
+                (0..padded)
+                    .rev()
+                    .map(|j| {
+                        if j < taps {
+                            (proto[p + j * up] * scale) as f32
+                        } else {
+                            0.0
+                        }
+                    })
                     .collect()
             })
             .collect();
@@ -146,6 +185,7 @@ impl Resampler {
             up,
             down,
             taps,
+            padded,
             phases,
             buf: Vec::new(),
             idx: 0,
@@ -177,8 +217,8 @@ impl Resampler {
     /// Forgets the stream: the next call starts from silence, as after [`Resampler::new`].
     pub fn reset(&mut self) {
         self.buf.clear();
-        self.buf.resize(self.taps - 1, 0.0);
-        self.idx = self.taps - 1;
+        self.buf.resize(self.padded - 1, 0.0);
+        self.idx = self.padded - 1;
         self.phase = 0;
     }
 
@@ -192,20 +232,34 @@ impl Resampler {
         }
         self.buf.extend(input.iter().map(|&s| f32::from(s)));
         out.reserve(input.len() * self.up / self.down + 1);
-        let taps = self.taps;
-        while self.idx < self.buf.len() {
-            let coeffs = &self.phases[self.phase];
-            let window = &self.buf[self.idx + 1 - taps..=self.idx];
-            // coeffs[j] multiplies x[idx - j]: walk the window backwards.
-            let acc: f32 = coeffs
-                .iter()
-                .zip(window.iter().rev())
-                .map(|(c, x)| c * x)
-                .sum();
-            out.push(acc.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16);
-            self.phase += self.down;
-            self.idx += self.phase / self.up;
-            self.phase %= self.up;
+        let taps = self.padded;
+        if self.down == 1 {
+            // Integer interpolation (8 → 48 kHz: by 6): every input sample gives `up` outputs,
+            // one per phase, all over the same window; no position arithmetic.
+            debug_assert_eq!(self.phase, 0);
+            while self.idx < self.buf.len() {
+                let window = &self.buf[self.idx + 1 - taps..=self.idx];
+                for coeffs in &self.phases {
+                    out.push(to_i16(dot(coeffs, window)));
+                }
+                self.idx += 1;
+            }
+        } else if self.up == 1 {
+            // Integer decimation (48 → 8 kHz: by 6): one output every `down` inputs.
+            let coeffs = &self.phases[0];
+            while self.idx < self.buf.len() {
+                let window = &self.buf[self.idx + 1 - taps..=self.idx];
+                out.push(to_i16(dot(coeffs, window)));
+                self.idx += self.down;
+            }
+        } else {
+            while self.idx < self.buf.len() {
+                let window = &self.buf[self.idx + 1 - taps..=self.idx];
+                out.push(to_i16(dot(&self.phases[self.phase], window)));
+                self.phase += self.down;
+                self.idx += self.phase / self.up;
+                self.phase %= self.up;
+            }
         }
         // Keep `taps - 1` samples of history before the next needed sample.
         let drop = (self.idx + 1 - taps).min(self.buf.len());
