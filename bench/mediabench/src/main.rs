@@ -19,7 +19,7 @@ use strowger_media::codec::opus::OpusBandwidth;
 use strowger_media::codec::{new_decoder, new_encoder, AudioDecoder, AudioEncoder, CodecKind};
 use strowger_media::jitter::{JitterBuffer, JitterConfig, JitterOutput};
 use strowger_media::mixer::Mixer;
-use strowger_media::pipeline::OpusSettings;
+use strowger_media::pipeline::{new_resampler, OpusSettings};
 use strowger_media::resample::Resampler;
 use strowger_media::rtp::{RtpBuilder, RtpPacket};
 
@@ -63,6 +63,10 @@ enum Cmd {
         callgrind: bool,
         #[command(flatten)]
         opus: OpusArgs,
+        /// The Opus far end sends 8 kHz narrowband Opus (SDP `maxplaybackrate=8000`) instead of
+        /// 48 kHz fullband.
+        #[arg(long)]
+        far_end_narrowband: bool,
     },
     /// An N-party room at 48 kHz, 20 ms frames, K loudest mixed.
     Mixer {
@@ -116,7 +120,7 @@ impl OpusArgs {
             s.complexity = Some(c);
         }
         if let Some(l) = self.loss {
-            s.expected_loss_percent = l;
+            s.expected_loss_percent = Some(l);
         }
         if let Some(b) = &self.max_bandwidth {
             s.max_bandwidth = Some(match b.as_str() {
@@ -407,19 +411,31 @@ fn codecs(frames_n: usize, warmup: usize, only: Option<String>, callgrind: bool)
             report(&item, &format!("{kind} decode"), &ns, frames_n, callgrind);
         }
     }
-    for (from, to) in [
-        (8_000u32, 48_000u32),
-        (48_000, 8_000),
-        (16_000, 48_000),
-        (48_000, 16_000),
+    for (from, to, tel) in [
+        (8_000u32, 48_000u32, false),
+        (48_000, 8_000, false),
+        (16_000, 48_000, false),
+        (48_000, 16_000, false),
+        (8_000, 48_000, true),
+        (48_000, 8_000, true),
     ] {
-        let item = format!("rs-{}-{}", from / 1000, to / 1000);
+        let item = format!(
+            "rs-{}{}-{}",
+            if tel { "tel-" } else { "" },
+            from / 1000,
+            to / 1000
+        );
         if !want(&item) {
             continue;
         }
         let sig = speech(from, secs, 1);
         let fr = frames(&sig, from);
-        let mut rs = Resampler::new(from, to).expect("resampler");
+        let mut rs = if tel {
+            Resampler::telephony(from, to)
+        } else {
+            Resampler::new(from, to)
+        }
+        .expect("resampler");
         let mut out = Vec::with_capacity(2000);
         let mut f = |i: usize| {
             out.clear();
@@ -475,7 +491,7 @@ impl Leg {
                 Duration::from_millis(20),
             )),
             dec,
-            rs: Resampler::new(rin, rout).expect("resampler"),
+            rs: new_resampler(rin, rout).expect("resampler"),
             enc,
             pcm: Vec::with_capacity(2000),
             fifo: Vec::with_capacity(4000),
@@ -530,11 +546,25 @@ impl Leg {
 
 /// Incoming datagrams for `ticks` ticks of a 20 ms stream of `kind` (encoded outside the measured
 /// region: this is the far end's work).
-fn incoming(kind: CodecKind, pt: u8, ssrc: u32, ticks: usize, seed: u64) -> Vec<Vec<u8>> {
-    let rate = codec_rate(kind);
+/// With `narrowband_opus`, an Opus far end encodes 8 kHz narrowband (as a WebRTC peer does
+/// when the SDP asks for `maxplaybackrate=8000`); otherwise 48 kHz with the crate's defaults.
+fn incoming(
+    kind: CodecKind,
+    pt: u8,
+    ssrc: u32,
+    ticks: usize,
+    seed: u64,
+    narrowband_opus: bool,
+) -> Vec<Vec<u8>> {
+    let nb = narrowband_opus && kind == CodecKind::Opus;
+    let rate = if nb { 8_000 } else { codec_rate(kind) };
     let sig = speech(rate, 2.0, seed);
     let fr = frames(&sig, rate);
-    let mut enc = new_encoder(kind).expect("encoder");
+    let mut enc: Box<dyn AudioEncoder> = if nb {
+        Box::new(OpusSettings::default().encoder(8_000).expect("encoder"))
+    } else {
+        new_encoder(kind).expect("encoder")
+    };
     let payloads: Vec<Vec<u8>> = fr
         .iter()
         .map(|f| {
@@ -577,11 +607,11 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-fn call(seconds: usize, warmup: usize, callgrind: bool, opus: &OpusSettings) {
+fn call(seconds: usize, warmup: usize, callgrind: bool, opus: &OpusSettings, far_nb: bool) {
     let ticks = (seconds + warmup) * 50;
     // A: the phone's PCMU towards the Opus side; B: the Opus side towards the phone.
-    let in_a = incoming(CodecKind::Pcmu, 0, 0x1111_1111, ticks, 1);
-    let in_b = incoming(CodecKind::Opus, 111, 0x2222_2222, ticks, 2);
+    let in_a = incoming(CodecKind::Pcmu, 0, 0x1111_1111, ticks, 1, false);
+    let in_b = incoming(CodecKind::Opus, 111, 0x2222_2222, ticks, 2, far_nb);
     let mut leg_a = Leg::new(CodecKind::Pcmu, CodecKind::Opus, 111, 0x3333_3333, opus);
     let mut leg_b = Leg::new(CodecKind::Opus, CodecKind::Pcmu, 0, 0x4444_4444, opus);
     let (rate_a, rate_b) = (leg_a.enc.sample_rate(), leg_b.dec.sample_rate());
@@ -599,7 +629,7 @@ fn call(seconds: usize, warmup: usize, callgrind: bool, opus: &OpusSettings) {
     let n = seconds * 50;
     let (sent_a, sent_b, lost) = (leg_a.sent, leg_b.sent, leg_a.lost + leg_b.lost);
     if callgrind {
-        println!("opus encoder at {rate_a} Hz, decoder at {rate_b} Hz; {opus:?}");
+        println!("opus encoder at {rate_a} Hz, decoder at {rate_b} Hz; far end narrowband {far_nb}; {opus:?}");
         println!(
             "RESULT {{\"item\":\"call\",\"measured_ticks\":{n},\"measured_seconds\":{seconds},\"sent_a\":{sent_a},\"sent_b\":{sent_b},\"concealed\":{lost}}}"
         );
@@ -613,7 +643,7 @@ fn call(seconds: usize, warmup: usize, callgrind: bool, opus: &OpusSettings) {
     println!(
         "call: PCMU 8 kHz <-> Opus (encoder at {rate_a} Hz, decoder at {rate_b} Hz), both directions, {seconds} s of call after {warmup} s warmup; packets out A->Opus {sent_a}, B->PCMU {sent_b}, concealed {lost}"
     );
-    println!("  opus settings: {opus:?}");
+    println!("  opus settings: {opus:?}; far end narrowband: {far_nb}");
     println!(
         "  per 20 ms tick (both directions): median {} ns  mean {:.0} ns  p99 {} ns",
         s.median, s.mean, s.p99
@@ -727,7 +757,14 @@ fn main() {
             warmup,
             callgrind,
             opus,
-        } => call(seconds, warmup, callgrind, &opus.settings()),
+            far_end_narrowband,
+        } => call(
+            seconds,
+            warmup,
+            callgrind,
+            &opus.settings(),
+            far_end_narrowband,
+        ),
         Cmd::Mixer {
             participants,
             speakers,

@@ -361,7 +361,11 @@ fn pair(input: CodecKind, output: CodecKind) {
 fn opus_settings_quality_table() {
     let full = OpusSettings::full();
     let tel = OpusSettings::default();
-    let rows: [(&str, OpusSettings); 9] = [
+    let c = |n: u8| OpusSettings {
+        complexity: Some(n),
+        ..tel
+    };
+    let rows: [(&str, OpusSettings); 13] = [
         ("full: 48 kHz, c10, FB, FEC 10 %", full),
         (
             "full + complexity 5",
@@ -373,7 +377,7 @@ fn opus_settings_quality_table() {
         (
             "full + FEC off (loss 0 %)",
             OpusSettings {
-                expected_loss_percent: 0,
+                expected_loss_percent: Some(0),
                 ..full
             },
         ),
@@ -406,10 +410,14 @@ fn opus_settings_quality_table() {
                 ..tel
             },
         ),
+        ("telephony + complexity 4", c(4)),
+        ("telephony + complexity 3", c(3)),
+        ("telephony + complexity 2", c(2)),
+        ("telephony + complexity 0", c(0)),
         (
             "telephony + FEC (loss 10 %)",
             OpusSettings {
-                expected_loss_percent: 10,
+                expected_loss_percent: Some(10),
                 ..tel
             },
         ),
