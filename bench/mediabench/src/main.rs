@@ -580,11 +580,12 @@ fn incoming(
         timestamp: 12_345,
         ..RtpBuilder::default()
     };
-    // G.722's RTP clock is 8 kHz although it samples at 16 kHz.
+    // G.722's RTP clock is 8 kHz although it samples at 16 kHz; Opus's is 48 kHz whatever
+    // rate it was encoded at.
     let step = if kind == CodecKind::G722 {
         160
     } else {
-        rate / 50
+        codec_rate(kind) / 50
     };
     (0..ticks)
         .map(|i| {
