@@ -34,7 +34,12 @@ run_time() {
   runlog "$f" $MB codecs --frames 3000 --warmup 200
   runlog "$f" $MB codecs --frames 3000 --warmup 200
   f=$OUT/call.txt; machine > "$f"; echo >> "$f"
+  # The call as the pipeline sets it up (OpusSettings::default(): Opus at 8 kHz, NB, c5, no FEC)...
   for _ in 1 2 3; do runlog "$f" $MB call --seconds 120 --warmup 2; done
+  # ...with a far end that sends narrowband Opus (SDP maxplaybackrate=8000)...
+  runlog "$f" $MB call --seconds 120 --warmup 2 --far-end-narrowband
+  # ...and the configuration before the telephony settings (48 kHz, c10, fullband, FEC 10 %).
+  runlog "$f" $MB call --seconds 120 --warmup 2 --full
   f=$OUT/mixer.txt; machine > "$f"; echo >> "$f"
   for _ in 1 2 3; do runlog "$f" $MB mixer --participants 50 --speakers 3 --ticks 3000 --warmup 100; done
 }
@@ -61,10 +66,12 @@ cg() { # label count-field unit cmd-args...
 run_callgrind() {
   machine > "$CGF"; echo >> "$CGF"
   for item in enc-pcmu dec-pcmu enc-pcma dec-pcma enc-g722 dec-g722 enc-opus dec-opus \
-              rs-8-48 rs-48-8 rs-16-48 rs-48-16; do
+              enc-opus8 dec-opus8 rs-8-48 rs-48-8 rs-16-48 rs-48-16 rs-tel-8-48 rs-tel-48-8; do
     cg "$item" measured_frames "20 ms frame" codecs --only "$item" --frames 300 --warmup 50
   done
   cg call measured_ticks "20 ms tick (both directions)" call --seconds 10 --warmup 1
+  cg call-nbfar measured_ticks "20 ms tick (both directions)" call --seconds 10 --warmup 1 --far-end-narrowband
+  cg call-full measured_ticks "20 ms tick (both directions)" call --seconds 10 --warmup 1 --full
   cg mixer measured_ticks "mix tick" mixer --participants 50 --speakers 3 --ticks 300 --warmup 50
 }
 

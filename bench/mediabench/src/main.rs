@@ -15,9 +15,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use strowger_media::codec::opus::OpusBandwidth;
 use strowger_media::codec::{new_decoder, new_encoder, AudioDecoder, AudioEncoder, CodecKind};
 use strowger_media::jitter::{JitterBuffer, JitterConfig, JitterOutput};
 use strowger_media::mixer::Mixer;
+use strowger_media::pipeline::{new_resampler, OpusSettings};
 use strowger_media::resample::Resampler;
 use strowger_media::rtp::{RtpBuilder, RtpPacket};
 
@@ -48,7 +50,7 @@ enum Cmd {
         #[arg(long)]
         callgrind: bool,
     },
-    /// One transcoded call, PCMU <-> Opus 48 kHz, both directions, with jitter buffers.
+    /// One transcoded call, PCMU <-> Opus, both directions, with jitter buffers.
     Call {
         /// Seconds of call time measured.
         #[arg(long, default_value_t = 120)]
@@ -59,6 +61,12 @@ enum Cmd {
         /// No clock reads (for callgrind).
         #[arg(long)]
         callgrind: bool,
+        #[command(flatten)]
+        opus: OpusArgs,
+        /// The Opus far end sends 8 kHz narrowband Opus (SDP `maxplaybackrate=8000`) instead of
+        /// 48 kHz fullband.
+        #[arg(long)]
+        far_end_narrowband: bool,
     },
     /// An N-party room at 48 kHz, 20 ms frames, K loudest mixed.
     Mixer {
@@ -78,6 +86,61 @@ enum Cmd {
         #[arg(long)]
         callgrind: bool,
     },
+}
+
+/// Opus settings of the call: `pipeline::OpusSettings::default()` (telephony) unless changed.
+#[derive(clap::Args, Clone)]
+struct OpusArgs {
+    /// Start from `OpusSettings::full()` (48 kHz, complexity 10, fullband, FEC for 10 % loss:
+    /// the configuration before telephony settings) instead of the telephony defaults.
+    #[arg(long)]
+    full: bool,
+    /// Encoder complexity 0..=10.
+    #[arg(long)]
+    complexity: Option<u8>,
+    /// Expected loss in percent (FEC on above 0).
+    #[arg(long)]
+    loss: Option<u8>,
+    /// Maximum bandwidth: nb, mb, wb, swb or fb.
+    #[arg(long)]
+    max_bandwidth: Option<String>,
+    /// Opus PCM rate: `match` (the G.711 side's 8 kHz, no resampler) or `48` (48 kHz).
+    #[arg(long)]
+    opus_rate: Option<String>,
+}
+
+impl OpusArgs {
+    fn settings(&self) -> OpusSettings {
+        let mut s = if self.full {
+            OpusSettings::full()
+        } else {
+            OpusSettings::default()
+        };
+        if let Some(c) = self.complexity {
+            s.complexity = Some(c);
+        }
+        if let Some(l) = self.loss {
+            s.expected_loss_percent = Some(l);
+        }
+        if let Some(b) = &self.max_bandwidth {
+            s.max_bandwidth = Some(match b.as_str() {
+                "nb" => OpusBandwidth::Narrowband,
+                "mb" => OpusBandwidth::Mediumband,
+                "wb" => OpusBandwidth::Wideband,
+                "swb" => OpusBandwidth::Superwideband,
+                "fb" => OpusBandwidth::Fullband,
+                other => panic!("unknown bandwidth {other}"),
+            });
+        }
+        if let Some(r) = &self.opus_rate {
+            s.match_rate = match r.as_str() {
+                "match" => true,
+                "48" => false,
+                other => panic!("unknown opus rate {other}"),
+            };
+        }
+        s
+    }
 }
 
 /// The measured region: frames `start..start + n` of `f`. Callgrind's `--toggle-collect` target.
@@ -246,6 +309,58 @@ fn codecs(frames_n: usize, warmup: usize, only: Option<String>, callgrind: bool)
         CodecKind::G722,
         CodecKind::Opus,
     ];
+    // Opus as a telephony leg runs it (pipeline::OpusSettings::default() against G.711):
+    // 8 kHz PCM, narrowband, complexity 5, no FEC.
+    {
+        let tel = OpusSettings::default();
+        let sig = speech(8_000, secs, 1);
+        let fr = frames(&sig, 8_000);
+        let mut pre = tel.encoder(8_000).expect("encoder");
+        let payloads: Vec<Vec<u8>> = fr
+            .iter()
+            .map(|f| {
+                let mut p = Vec::new();
+                pre.encode(f, &mut p).expect("encode");
+                p
+            })
+            .collect();
+        if want("enc-opus8") {
+            let mut enc = tel.encoder(8_000).expect("encoder");
+            let mut out = Vec::with_capacity(4000);
+            let mut f = |i: usize| {
+                out.clear();
+                enc.encode(fr[i % fr.len()], &mut out).expect("encode");
+                black_box(&out);
+            };
+            let ns = run(&mut f, warmup, frames_n, callgrind);
+            let bytes = payloads.iter().map(Vec::len).sum::<usize>() / payloads.len();
+            report(
+                "enc-opus8",
+                &format!("opus 8 kHz NB c5 encode, {bytes} B/frame"),
+                &ns,
+                frames_n,
+                callgrind,
+            );
+        }
+        if want("dec-opus8") {
+            let mut dec = tel.decoder(8_000).expect("decoder");
+            let mut out = Vec::with_capacity(2000);
+            let mut f = |i: usize| {
+                out.clear();
+                dec.decode(&payloads[i % payloads.len()], &mut out)
+                    .expect("decode");
+                black_box(&out);
+            };
+            let ns = run(&mut f, warmup, frames_n, callgrind);
+            report(
+                "dec-opus8",
+                "opus decode to 8 kHz",
+                &ns,
+                frames_n,
+                callgrind,
+            );
+        }
+    }
     for kind in kinds {
         let item = format!("enc-{}", name(kind));
         if !want(&item) && !want(&format!("dec-{}", name(kind))) {
@@ -296,19 +411,31 @@ fn codecs(frames_n: usize, warmup: usize, only: Option<String>, callgrind: bool)
             report(&item, &format!("{kind} decode"), &ns, frames_n, callgrind);
         }
     }
-    for (from, to) in [
-        (8_000u32, 48_000u32),
-        (48_000, 8_000),
-        (16_000, 48_000),
-        (48_000, 16_000),
+    for (from, to, tel) in [
+        (8_000u32, 48_000u32, false),
+        (48_000, 8_000, false),
+        (16_000, 48_000, false),
+        (48_000, 16_000, false),
+        (8_000, 48_000, true),
+        (48_000, 8_000, true),
     ] {
-        let item = format!("rs-{}-{}", from / 1000, to / 1000);
+        let item = format!(
+            "rs-{}{}-{}",
+            if tel { "tel-" } else { "" },
+            from / 1000,
+            to / 1000
+        );
         if !want(&item) {
             continue;
         }
         let sig = speech(from, secs, 1);
         let fr = frames(&sig, from);
-        let mut rs = Resampler::new(from, to).expect("resampler");
+        let mut rs = if tel {
+            Resampler::telephony(from, to)
+        } else {
+            Resampler::new(from, to)
+        }
+        .expect("resampler");
         let mut out = Vec::with_capacity(2000);
         let mut f = |i: usize| {
             out.clear();
@@ -337,6 +464,8 @@ struct Leg {
     /// Resampled PCM waiting for a whole encoder frame.
     fifo: Vec<i16>,
     enc_frame: usize,
+    /// RTP timestamp step per output packet (Opus: 960 whatever its PCM rate).
+    ts_step: u32,
     out_pkt: RtpBuilder,
     /// The outgoing datagram.
     wire: Vec<u8>,
@@ -345,16 +474,29 @@ struct Leg {
 }
 
 impl Leg {
-    fn new(from: CodecKind, to: CodecKind, out_pt: u8, ssrc: u32) -> Self {
-        let (rin, rout) = (codec_rate(from), codec_rate(to));
+    /// A leg from `from` to `to`; an Opus side is set up with `opus` (as the pipeline does).
+    fn new(from: CodecKind, to: CodecKind, out_pt: u8, ssrc: u32, opus: &OpusSettings) -> Self {
+        let dec: Box<dyn AudioDecoder> = match from {
+            CodecKind::Opus => Box::new(opus.decoder(codec_rate(to)).expect("decoder")),
+            k => new_decoder(k).expect("decoder"),
+        };
+        let enc: Box<dyn AudioEncoder> = match to {
+            CodecKind::Opus => Box::new(opus.encoder(codec_rate(from)).expect("encoder")),
+            k => new_encoder(k).expect("encoder"),
+        };
+        let (rin, rout) = (dec.sample_rate(), enc.sample_rate());
         Leg {
-            jitter: JitterBuffer::new(JitterConfig::new(rin, Duration::from_millis(20))),
-            dec: new_decoder(from).expect("decoder"),
-            rs: Resampler::new(rin, rout).expect("resampler"),
-            enc: new_encoder(to).expect("encoder"),
+            jitter: JitterBuffer::new(JitterConfig::new(
+                codec_rate(from),
+                Duration::from_millis(20),
+            )),
+            dec,
+            rs: new_resampler(rin, rout).expect("resampler"),
+            enc,
             pcm: Vec::with_capacity(2000),
             fifo: Vec::with_capacity(4000),
             enc_frame: rout as usize / 50,
+            ts_step: codec_rate(to) / 50,
             out_pkt: RtpBuilder {
                 payload_type: out_pt,
                 ssrc,
@@ -393,7 +535,7 @@ impl Leg {
                 .expect("encode");
             self.fifo.drain(..self.enc_frame);
             self.out_pkt.sequence_number = self.out_pkt.sequence_number.wrapping_add(1);
-            self.out_pkt.timestamp = self.out_pkt.timestamp.wrapping_add(self.enc_frame as u32);
+            self.out_pkt.timestamp = self.out_pkt.timestamp.wrapping_add(self.ts_step);
             self.wire.clear();
             self.out_pkt.write(&mut self.wire).expect("rtp write");
             black_box(&self.wire);
@@ -404,11 +546,25 @@ impl Leg {
 
 /// Incoming datagrams for `ticks` ticks of a 20 ms stream of `kind` (encoded outside the measured
 /// region: this is the far end's work).
-fn incoming(kind: CodecKind, pt: u8, ssrc: u32, ticks: usize, seed: u64) -> Vec<Vec<u8>> {
-    let rate = codec_rate(kind);
+/// With `narrowband_opus`, an Opus far end encodes 8 kHz narrowband (as a WebRTC peer does
+/// when the SDP asks for `maxplaybackrate=8000`); otherwise 48 kHz with the crate's defaults.
+fn incoming(
+    kind: CodecKind,
+    pt: u8,
+    ssrc: u32,
+    ticks: usize,
+    seed: u64,
+    narrowband_opus: bool,
+) -> Vec<Vec<u8>> {
+    let nb = narrowband_opus && kind == CodecKind::Opus;
+    let rate = if nb { 8_000 } else { codec_rate(kind) };
     let sig = speech(rate, 2.0, seed);
     let fr = frames(&sig, rate);
-    let mut enc = new_encoder(kind).expect("encoder");
+    let mut enc: Box<dyn AudioEncoder> = if nb {
+        Box::new(OpusSettings::default().encoder(8_000).expect("encoder"))
+    } else {
+        new_encoder(kind).expect("encoder")
+    };
     let payloads: Vec<Vec<u8>> = fr
         .iter()
         .map(|f| {
@@ -424,11 +580,12 @@ fn incoming(kind: CodecKind, pt: u8, ssrc: u32, ticks: usize, seed: u64) -> Vec<
         timestamp: 12_345,
         ..RtpBuilder::default()
     };
-    // G.722's RTP clock is 8 kHz although it samples at 16 kHz.
+    // G.722's RTP clock is 8 kHz although it samples at 16 kHz; Opus's is 48 kHz whatever
+    // rate it was encoded at.
     let step = if kind == CodecKind::G722 {
         160
     } else {
-        rate / 50
+        codec_rate(kind) / 50
     };
     (0..ticks)
         .map(|i| {
@@ -451,13 +608,14 @@ fn thread_cpu_ns() -> Option<u64> {
         .ok()
 }
 
-fn call(seconds: usize, warmup: usize, callgrind: bool) {
+fn call(seconds: usize, warmup: usize, callgrind: bool, opus: &OpusSettings, far_nb: bool) {
     let ticks = (seconds + warmup) * 50;
     // A: the phone's PCMU towards the Opus side; B: the Opus side towards the phone.
-    let in_a = incoming(CodecKind::Pcmu, 0, 0x1111_1111, ticks, 1);
-    let in_b = incoming(CodecKind::Opus, 111, 0x2222_2222, ticks, 2);
-    let mut leg_a = Leg::new(CodecKind::Pcmu, CodecKind::Opus, 111, 0x3333_3333);
-    let mut leg_b = Leg::new(CodecKind::Opus, CodecKind::Pcmu, 0, 0x4444_4444);
+    let in_a = incoming(CodecKind::Pcmu, 0, 0x1111_1111, ticks, 1, false);
+    let in_b = incoming(CodecKind::Opus, 111, 0x2222_2222, ticks, 2, far_nb);
+    let mut leg_a = Leg::new(CodecKind::Pcmu, CodecKind::Opus, 111, 0x3333_3333, opus);
+    let mut leg_b = Leg::new(CodecKind::Opus, CodecKind::Pcmu, 0, 0x4444_4444, opus);
+    let (rate_a, rate_b) = (leg_a.enc.sample_rate(), leg_b.dec.sample_rate());
     let t0 = Instant::now();
     let mut f = |i: usize| {
         let now = t0 + Duration::from_millis(20 * i as u64);
@@ -472,6 +630,7 @@ fn call(seconds: usize, warmup: usize, callgrind: bool) {
     let n = seconds * 50;
     let (sent_a, sent_b, lost) = (leg_a.sent, leg_b.sent, leg_a.lost + leg_b.lost);
     if callgrind {
+        println!("opus encoder at {rate_a} Hz, decoder at {rate_b} Hz; far end narrowband {far_nb}; {opus:?}");
         println!(
             "RESULT {{\"item\":\"call\",\"measured_ticks\":{n},\"measured_seconds\":{seconds},\"sent_a\":{sent_a},\"sent_b\":{sent_b},\"concealed\":{lost}}}"
         );
@@ -483,8 +642,9 @@ fn call(seconds: usize, warmup: usize, callgrind: bool) {
     let pct = us_per_call_sec / 1e6 * 100.0;
     let median_pct = s.median as f64 * 50.0 / 1e9 * 100.0;
     println!(
-        "call: PCMU 8 kHz <-> Opus 48 kHz, both directions, {seconds} s of call after {warmup} s warmup; packets out A->Opus {sent_a}, B->PCMU {sent_b}, concealed {lost}"
+        "call: PCMU 8 kHz <-> Opus (encoder at {rate_a} Hz, decoder at {rate_b} Hz), both directions, {seconds} s of call after {warmup} s warmup; packets out A->Opus {sent_a}, B->PCMU {sent_b}, concealed {lost}"
     );
+    println!("  opus settings: {opus:?}; far end narrowband: {far_nb}");
     println!(
         "  per 20 ms tick (both directions): median {} ns  mean {:.0} ns  p99 {} ns",
         s.median, s.mean, s.p99
@@ -597,7 +757,15 @@ fn main() {
             seconds,
             warmup,
             callgrind,
-        } => call(seconds, warmup, callgrind),
+            opus,
+            far_end_narrowband,
+        } => call(
+            seconds,
+            warmup,
+            callgrind,
+            &opus.settings(),
+            far_end_narrowband,
+        ),
         Cmd::Mixer {
             participants,
             speakers,

@@ -61,6 +61,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::codec::cn::{CnPayload, NoiseGenerator};
+use crate::codec::opus::{OpusBandwidth, OpusDecoder, OpusEncoder, OpusOptions, API_RATES};
 use crate::codec::{self, AudioDecoder, AudioEncoder, CodecError, CodecKind};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterOutput};
 use crate::resample::{ResampleError, Resampler};
@@ -94,6 +95,130 @@ pub fn rtp_clock(kind: CodecKind) -> u32 {
     match kind {
         CodecKind::Opus => 48_000,
         CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 => 8_000,
+    }
+}
+
+/// PCM rate of a codec's natural (default) encoder and decoder.
+fn natural_rate(kind: CodecKind) -> u32 {
+    match kind {
+        CodecKind::Pcmu | CodecKind::Pcma => 8_000,
+        CodecKind::G722 => 16_000,
+        CodecKind::Opus => 48_000,
+    }
+}
+
+/// The resampler between two legs: the cheaper telephone-band filter
+/// ([`Resampler::telephony`]) when one side is 8 kHz (its audio is telephone band anyway),
+/// the full one otherwise.
+pub fn new_resampler(from: u32, to: u32) -> Result<Resampler, ResampleError> {
+    if from.min(to) == 8_000 {
+        Resampler::telephony(from, to)
+    } else {
+        Resampler::new(from, to)
+    }
+}
+
+/// How the Opus side of a [`Transcoder`] is set up (unused when neither side is Opus).
+///
+/// The defaults are for telephony: the other side is usually G.711 (8 kHz, 300–3400 Hz), so
+/// Opus runs at the other side's PCM rate (no resampling at all for G.711 and G.722), codes
+/// only the bandwidth the other side carries, at complexity 5, with in-band FEC only while the
+/// receiver reports loss ([`Transcoder::set_expected_loss`]). Opus ↔ Opus keeps the
+/// fullband reference ([`OpusSettings::full`]): 48 kHz, complexity 10, FEC for 10 % loss. See `bench/media/README.md` for
+/// the cost and quality of each setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusSettings {
+    /// Encoder target bit rate in bit/s. Default 32 000.
+    pub bitrate: u32,
+    /// Encoder complexity 0..=10. Default `None`: 5 when the other side is at most wideband
+    /// (G.711, G.722: libopus's own choice for VoIP on ARM, at about half the encoder work of
+    /// 10), 10 when it is Opus (fullband, where 5 loses ~1 dB on the chord test).
+    pub complexity: Option<u8>,
+    /// In-band FEC while the expected loss is above zero. Default true.
+    pub fec: bool,
+    /// Packet loss the encoder expects at first, in percent; FEC is off while it is 0. Update
+    /// it from the receiver's reports with [`Transcoder::set_expected_loss`]. Default `None`:
+    /// 0 when the other side is at most wideband, 10 when it is Opus (the fullband reference
+    /// setting: without FEC, libopus's mode decision moves tonal input to CELT, which loses
+    /// ~9 dB on the Opus ↔ Opus chord test).
+    pub expected_loss_percent: Option<u8>,
+    /// Highest bandwidth the encoder codes. Default `None`: the other side's
+    /// ([`OpusBandwidth::for_rate`] of its PCM rate: narrowband for G.711, wideband for G.722,
+    /// no limit for Opus).
+    pub max_bandwidth: Option<OpusBandwidth>,
+    /// Run the Opus encoder and decoder at the other side's PCM rate when Opus supports it
+    /// (8 kHz for G.711, 16 kHz for G.722), so no resampler runs. Default true; false: 48 kHz.
+    pub match_rate: bool,
+    /// Discontinuous transmission. Default false.
+    pub dtx: bool,
+}
+
+impl Default for OpusSettings {
+    fn default() -> Self {
+        OpusSettings {
+            bitrate: 32_000,
+            complexity: None,
+            fec: true,
+            expected_loss_percent: None,
+            max_bandwidth: None,
+            match_rate: true,
+            dtx: false,
+        }
+    }
+}
+
+impl OpusSettings {
+    /// The settings of [`OpusOptions::default`] (48 kHz, complexity 10, fullband, FEC for 10 %
+    /// loss): the engine's configuration before telephony settings existed.
+    pub fn full() -> Self {
+        OpusSettings {
+            bitrate: 32_000,
+            complexity: Some(10),
+            fec: true,
+            expected_loss_percent: Some(10),
+            max_bandwidth: Some(OpusBandwidth::Fullband),
+            match_rate: false,
+            dtx: false,
+        }
+    }
+
+    /// The Opus PCM rate for a leg whose other side runs at `other_rate` Hz.
+    pub fn api_rate(&self, other_rate: u32) -> u32 {
+        if self.match_rate && API_RATES.contains(&other_rate) {
+            other_rate
+        } else {
+            crate::codec::opus::SAMPLE_RATE
+        }
+    }
+
+    /// The encoder options for a leg whose other side runs at `other_rate` Hz.
+    pub fn encoder_options(&self, other_rate: u32) -> OpusOptions {
+        let telephony = other_rate <= 16_000;
+        let loss = self
+            .expected_loss_percent
+            .unwrap_or(if telephony { 0 } else { 10 });
+        OpusOptions {
+            channels: 1,
+            bitrate: self.bitrate,
+            fec: self.fec && loss > 0,
+            expected_loss_percent: loss,
+            dtx: self.dtx,
+            sample_rate: self.api_rate(other_rate),
+            complexity: self.complexity.unwrap_or(if telephony { 5 } else { 10 }),
+            max_bandwidth: self
+                .max_bandwidth
+                .unwrap_or_else(|| OpusBandwidth::for_rate(other_rate)),
+        }
+    }
+
+    /// A mono Opus encoder for a leg whose other side runs at `other_rate` Hz.
+    pub fn encoder(&self, other_rate: u32) -> Result<OpusEncoder, CodecError> {
+        OpusEncoder::new(self.encoder_options(other_rate))
+    }
+
+    /// A mono Opus decoder for a leg whose other side runs at `other_rate` Hz.
+    pub fn decoder(&self, other_rate: u32) -> Result<OpusDecoder, CodecError> {
+        OpusDecoder::with_rate(self.api_rate(other_rate), 1)
     }
 }
 
@@ -146,6 +271,8 @@ pub struct TranscoderConfig {
     pub min_delay: Duration,
     /// Jitter buffer delay ceiling.
     pub max_delay: Duration,
+    /// The Opus encoder or decoder, if either side is Opus.
+    pub opus: OpusSettings,
 }
 
 impl TranscoderConfig {
@@ -166,6 +293,7 @@ impl TranscoderConfig {
             output_ts: 0,
             min_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(200),
+            opus: OpusSettings::default(),
         }
     }
 }
@@ -308,9 +436,15 @@ impl Transcoder {
                 "zero input clock",
             )));
         }
-        let dec = codec::new_decoder(cfg.input)?;
-        let enc = codec::new_encoder(cfg.output)?;
-        let resampler = Resampler::new(dec.sample_rate(), enc.sample_rate())?;
+        let dec: Box<dyn AudioDecoder> = match cfg.input {
+            CodecKind::Opus => Box::new(cfg.opus.decoder(natural_rate(cfg.output))?),
+            kind => codec::new_decoder(kind)?,
+        };
+        let enc: Box<dyn AudioEncoder> = match cfg.output {
+            CodecKind::Opus => Box::new(cfg.opus.encoder(natural_rate(cfg.input))?),
+            kind => codec::new_encoder(kind)?,
+        };
+        let resampler = new_resampler(dec.sample_rate(), enc.sample_rate())?;
         let mut jcfg = JitterConfig::new(cfg.input_clock, cfg.input_ptime);
         jcfg.min_delay = cfg.min_delay;
         jcfg.max_delay = cfg.max_delay.max(cfg.min_delay);
@@ -381,6 +515,16 @@ impl Transcoder {
     /// The jitter buffer's own counters.
     pub fn jitter_stats(&self) -> &crate::jitter::JitterStats {
         self.jb.stats()
+    }
+
+    /// Tells the output encoder the packet loss its receiver reports, in percent (e.g. from RTCP
+    /// receiver reports, smoothed). An Opus output turns in-band FEC on while it is above zero
+    /// (if [`OpusSettings::fec`]) and off at zero; other codecs ignore it.
+    pub fn set_expected_loss(&mut self, percent: u8) {
+        if self.cfg.output == CodecKind::Opus && self.cfg.opus.fec {
+            self.enc.set_expected_loss(percent);
+            self.cfg.opus.expected_loss_percent = Some(percent.min(100));
+        }
     }
 
     /// Whether the output is currently producing frames.
@@ -790,6 +934,44 @@ mod tests {
         adjust(&mut f, 1, false);
         assert_eq!(f.len(), 11);
         assert_eq!(f[3..7], [5, 5, 5, 5]);
+    }
+
+    #[test]
+    fn opus_settings_follow_the_other_side() {
+        let s = OpusSettings::default();
+        let nb = s.encoder_options(8_000);
+        assert_eq!(
+            (
+                nb.sample_rate,
+                nb.complexity,
+                nb.fec,
+                nb.expected_loss_percent
+            ),
+            (8_000, 5, false, 0)
+        );
+        assert_eq!(nb.max_bandwidth, OpusBandwidth::Narrowband);
+        let wb = s.encoder_options(16_000);
+        assert_eq!(
+            (wb.sample_rate, wb.max_bandwidth),
+            (16_000, OpusBandwidth::Wideband)
+        );
+        let fb = s.encoder_options(48_000);
+        assert_eq!(fb, OpusOptions::default());
+        assert_eq!(
+            OpusSettings::full().encoder_options(8_000),
+            OpusOptions::default()
+        );
+        // The transcoder runs Opus at 8 kHz against PCMU and FEC follows the reported loss.
+        let mut cfg = TranscoderConfig::new(CodecKind::Pcmu, 0, CodecKind::Opus, 111);
+        let mut tc = Transcoder::new(cfg.clone()).unwrap();
+        assert_eq!(tc.enc.sample_rate(), 8_000);
+        assert_eq!(tc.resampler.input_rate(), tc.resampler.output_rate());
+        tc.set_expected_loss(5);
+        assert_eq!(tc.config().opus.expected_loss_percent, Some(5));
+        cfg.opus.match_rate = false;
+        let tc = Transcoder::new(cfg).unwrap();
+        assert_eq!(tc.enc.sample_rate(), 48_000);
+        assert_eq!(tc.resampler.output_rate(), 48_000);
     }
 
     #[test]

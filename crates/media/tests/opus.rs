@@ -421,3 +421,69 @@ fn opus_conceal_odd_lengths() {
         assert_eq!(out.len() - before, 2 * n);
     }
 }
+
+/// Opus at the G.711 side's rate: 8 kHz PCM in (narrowband, complexity 5, as the pipeline's
+/// telephony legs run it), decoded at 8 kHz and at 48 kHz; tones keep frequency and level,
+/// concealment and FEC work at 8 kHz, and FEC follows the expected loss.
+#[test]
+fn opus_at_8_khz() {
+    use strowger_media::codec::opus::OpusBandwidth;
+    let opts = OpusOptions {
+        sample_rate: 8000,
+        complexity: 5,
+        max_bandwidth: OpusBandwidth::Narrowband,
+        fec: false,
+        expected_loss_percent: 0,
+        ..OpusOptions::default()
+    };
+    let mut enc = OpusEncoder::new(opts).unwrap();
+    assert_eq!(enc.sample_rate(), 8000);
+    let input = tones(8000, 1.0, ONE_K);
+    let payloads: Vec<Vec<u8>> = input
+        .chunks(160)
+        .map(|c| {
+            let mut p = Vec::new();
+            enc.encode(c, &mut p).unwrap();
+            p
+        })
+        .collect();
+    // The RTP clock stays 48 kHz: a 20 ms packet is 960 samples whatever the PCM rate.
+    assert_eq!(packet_samples(&payloads[10]).unwrap(), 960);
+    let mut dec8 = OpusDecoder::with_rate(8000, 1).unwrap();
+    assert_eq!(dec8.sample_rate(), 8000);
+    let out8 = decode_all(&mut dec8, &payloads);
+    assert_eq!(out8.len(), input.len());
+    let report = check_tones("opus 8 kHz → 8 kHz", &out8[1600..], 8000, ONE_K);
+    println!("{report}");
+    let mut dec48 = OpusDecoder::new(1).unwrap();
+    let out48 = decode_all(&mut dec48, &payloads);
+    assert_eq!(out48.len(), input.len() * 6);
+    let report = check_tones("opus 8 kHz → 48 kHz", &out48[9600..], 48000, ONE_K);
+    println!("{report}");
+    // Concealment and FEC at 8 kHz produce a frame's worth.
+    let mut out = Vec::new();
+    dec8.conceal(160, &mut out);
+    assert_eq!(out.len(), 160);
+    out.clear();
+    dec8.decode_fec(&payloads[20], 160, &mut out).unwrap();
+    assert_eq!(out.len(), 160);
+    assert!(dec8.decode_fec(&payloads[20], 170, &mut out).is_err());
+    // Expected loss switches FEC on, and back off at zero.
+    enc.set_expected_loss(10);
+    assert!(enc.options().fec);
+    assert_eq!(enc.options().expected_loss_percent, 10);
+    enc.set_expected_loss(0);
+    assert!(!enc.options().fec);
+    // Rates Opus does not run at are refused.
+    assert!(OpusEncoder::new(OpusOptions {
+        sample_rate: 44_100,
+        ..opts
+    })
+    .is_err());
+    assert!(OpusDecoder::with_rate(11_025, 1).is_err());
+    assert!(OpusEncoder::new(OpusOptions {
+        complexity: 11,
+        ..opts
+    })
+    .is_err());
+}

@@ -14,9 +14,12 @@ use std::time::{Duration, Instant};
 
 use common::{check_tones, tones};
 use strowger_media::codec::cn::CnPayload;
+use strowger_media::codec::opus::OpusBandwidth;
 use strowger_media::codec::{new_decoder, new_encoder, CodecKind};
 use strowger_media::level;
-use strowger_media::pipeline::{rtp_clock, Transcoder, TranscoderConfig, TranscoderStats};
+use strowger_media::pipeline::{
+    rtp_clock, OpusSettings, Transcoder, TranscoderConfig, TranscoderStats,
+};
 use strowger_media::rtp::{RtpBuilder, RtpPacket};
 
 use CodecKind::{Opus, Pcma, Pcmu, G722};
@@ -68,6 +71,8 @@ struct Scenario {
     /// second) at this level, and no other packets; with no level, send nothing (DTX without CN).
     cn_gap: Option<(usize, usize, Option<u8>)>,
     output_cn: bool,
+    /// The transcoder's Opus settings.
+    opus: OpusSettings,
 }
 
 impl Scenario {
@@ -83,6 +88,7 @@ impl Scenario {
             seed: 1,
             cn_gap: None,
             output_cn: false,
+            opus: OpusSettings::default(),
         }
     }
 }
@@ -103,6 +109,7 @@ fn run(s: &Scenario, pcm: &[i16]) -> Outcome {
     cfg.input_ptime = Duration::from_millis(s.in_ms);
     cfg.output_ptime = Duration::from_millis(s.out_ms);
     cfg.input_cn_pt = Some(CN_PT);
+    cfg.opus = s.opus;
     if s.output_cn {
         cfg.output_cn_pt = Some(CN_PT);
     }
@@ -343,6 +350,91 @@ fn pair(input: CodecKind, output: CodecKind) {
             snr >= floor,
             "{input} → {output} {name}: SNR {snr:.1} dB < {floor}"
         );
+    }
+}
+
+/// SNR of the Opus ↔ PCMU pairs under each Opus setting (the table in
+/// `bench/media/README.md`): `cargo test -p strowger-media --release --test pipeline --
+/// --ignored --nocapture opus_settings`.
+#[test]
+#[ignore = "measurement for the benchmark README, not a check"]
+fn opus_settings_quality_table() {
+    let full = OpusSettings::full();
+    let tel = OpusSettings::default();
+    let c = |n: u8| OpusSettings {
+        complexity: Some(n),
+        ..tel
+    };
+    let rows: [(&str, OpusSettings); 13] = [
+        ("full: 48 kHz, c10, FB, FEC 10 %", full),
+        (
+            "full + complexity 5",
+            OpusSettings {
+                complexity: Some(5),
+                ..full
+            },
+        ),
+        (
+            "full + FEC off (loss 0 %)",
+            OpusSettings {
+                expected_loss_percent: Some(0),
+                ..full
+            },
+        ),
+        (
+            "full + max bandwidth NB",
+            OpusSettings {
+                max_bandwidth: Some(OpusBandwidth::Narrowband),
+                ..full
+            },
+        ),
+        (
+            "full + max bandwidth WB",
+            OpusSettings {
+                max_bandwidth: Some(OpusBandwidth::Wideband),
+                ..full
+            },
+        ),
+        (
+            "telephony at 48 kHz (c5, NB, no FEC)",
+            OpusSettings {
+                match_rate: false,
+                ..tel
+            },
+        ),
+        ("telephony default (8 kHz, c5, NB, no FEC)", tel),
+        (
+            "telephony + complexity 10",
+            OpusSettings {
+                complexity: Some(10),
+                ..tel
+            },
+        ),
+        ("telephony + complexity 4", c(4)),
+        ("telephony + complexity 3", c(3)),
+        ("telephony + complexity 2", c(2)),
+        ("telephony + complexity 0", c(0)),
+        (
+            "telephony + FEC (loss 10 %)",
+            OpusSettings {
+                expected_loss_percent: Some(10),
+                ..tel
+            },
+        ),
+    ];
+    for (name, opus) in rows {
+        let mut line = format!("| {name} |");
+        for (input, output) in [(Pcmu, Opus), (Opus, Pcmu)] {
+            let s = Scenario {
+                opus,
+                ..Scenario::new(input, output)
+            };
+            for parts in [ONE_K, CHORD] {
+                let snr = transcode_tones(&s, parts, 0.6);
+                line += &format!(" {snr:.1} |");
+            }
+        }
+        println!("TABLE {line}");
     }
 }
 

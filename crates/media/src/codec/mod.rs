@@ -56,6 +56,9 @@ pub trait AudioEncoder: Send {
     fn channels(&self) -> u16;
     /// Encodes one frame of interleaved PCM and appends the payload to `out`.
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError>;
+    /// Tells the encoder how much packet loss (percent) the receiver reports, for codecs that
+    /// can protect against it (Opus: in-band FEC while it is above zero). Others ignore it.
+    fn set_expected_loss(&mut self, _percent: u8) {}
 }
 
 /// Decodes RTP payloads into PCM.

@@ -1,19 +1,62 @@
-//! Opus (RFC 6716) through the pure-Rust `ropus` port of libopus: 48 kHz, mono or stereo,
-//! RTP payload format per RFC 7587 (one Opus packet per RTP payload, RTP clock 48000).
+//! Opus (RFC 6716) through the pure-Rust `ropus` port of libopus, mono or stereo, RTP payload
+//! format per RFC 7587 (one Opus packet per RTP payload, RTP clock 48000 whatever the PCM rate).
 //!
-//! The encoder always runs at complexity 10: at lower complexities the output quality and the
-//! decoder's concealment of lost frames drop sharply.
+//! The PCM ("API") rate of the encoder and decoder is 48 kHz by default and may be 8, 12, 16 or
+//! 24 kHz instead: a leg bridged to G.711 can then feed the encoder 8 kHz PCM and take 8 kHz PCM
+//! from the decoder, with no resampler. The packets are the same Opus packets either way (an
+//! encoder at 8 kHz codes narrowband audio; any decoder plays them at any rate).
+//!
+//! [`OpusOptions::default`] runs the encoder at complexity 10 (the quality reference);
+//! telephony legs use less (see `pipeline::OpusSettings`).
 
-use ropus::{Application, Bitrate, Channels, DecodeMode, InbandFec};
+use ropus::{Application, Bandwidth, Bitrate, Channels, DecodeMode, InbandFec};
 
 use super::{AudioDecoder, AudioEncoder, CodecError, CodecKind};
 
-/// The only PCM rate this engine runs Opus at (also the RTP clock rate of Opus).
+/// The default PCM rate of Opus here (also the RTP clock rate of Opus).
 pub const SAMPLE_RATE: u32 = 48_000;
-/// Samples per channel in 2.5 ms at 48 kHz, the smallest Opus frame.
-const QUANTUM: usize = SAMPLE_RATE as usize / 400;
+/// PCM rates Opus encoders and decoders can run at.
+pub const API_RATES: [u32; 5] = [8_000, 12_000, 16_000, 24_000, 48_000];
 /// Samples per channel in 120 ms at 48 kHz, the longest Opus packet.
 const MAX_PACKET_SAMPLES: usize = SAMPLE_RATE as usize * 6 / 50;
+
+/// Highest audio bandwidth the encoder may code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpusBandwidth {
+    /// 4 kHz audio (SILK at 8 kHz internally): all G.711 carries.
+    Narrowband,
+    /// 6 kHz audio.
+    Mediumband,
+    /// 8 kHz audio (SILK at 16 kHz internally): all G.722 carries.
+    Wideband,
+    /// 12 kHz audio.
+    Superwideband,
+    /// 20 kHz audio: no limit.
+    Fullband,
+}
+
+impl OpusBandwidth {
+    fn to_ropus(self) -> Bandwidth {
+        match self {
+            OpusBandwidth::Narrowband => Bandwidth::Narrowband,
+            OpusBandwidth::Mediumband => Bandwidth::Mediumband,
+            OpusBandwidth::Wideband => Bandwidth::Wideband,
+            OpusBandwidth::Superwideband => Bandwidth::Superwideband,
+            OpusBandwidth::Fullband => Bandwidth::Fullband,
+        }
+    }
+
+    /// The narrowest bandwidth that carries all of the audio of PCM at `rate` Hz (its Nyquist).
+    pub fn for_rate(rate: u32) -> Self {
+        match rate {
+            0..=8_000 => OpusBandwidth::Narrowband,
+            8_001..=12_000 => OpusBandwidth::Mediumband,
+            12_001..=16_000 => OpusBandwidth::Wideband,
+            16_001..=24_000 => OpusBandwidth::Superwideband,
+            _ => OpusBandwidth::Fullband,
+        }
+    }
+}
 /// Largest payload the encoder may produce (RFC 6716 caps a frame at 1275 bytes; a 120 ms
 /// packet carries up to 6 of them plus framing).
 const MAX_PAYLOAD: usize = 4000;
@@ -34,10 +77,18 @@ pub struct OpusOptions {
     /// Discontinuous transmission: during silence the encoder emits tiny packets (1–2 bytes)
     /// that the caller need not send.
     pub dtx: bool,
+    /// PCM rate of the encoder's input, one of [`API_RATES`]. At 8 kHz the encoder codes
+    /// narrowband audio only, at 16 kHz up to wideband.
+    pub sample_rate: u32,
+    /// Encoder complexity, 0..=10: CPU against quality (libopus's own default is 10 on desktop
+    /// CPUs; SILK's delayed-decision quantiser, the biggest cost, gets fewer states below 8).
+    pub complexity: u8,
+    /// Highest bandwidth coded; the encoder picks less by itself at low bit rates.
+    pub max_bandwidth: OpusBandwidth,
 }
 
 impl Default for OpusOptions {
-    /// 48 kHz mono, 32 kbit/s, FEC on for 10 % expected loss, DTX off.
+    /// 48 kHz mono, 32 kbit/s, complexity 10, fullband, FEC on for 10 % expected loss, DTX off.
     fn default() -> Self {
         OpusOptions {
             channels: 1,
@@ -45,6 +96,9 @@ impl Default for OpusOptions {
             fec: true,
             expected_loss_percent: 10,
             dtx: false,
+            sample_rate: SAMPLE_RATE,
+            complexity: 10,
+            max_bandwidth: OpusBandwidth::Fullband,
         }
     }
 }
@@ -88,8 +142,8 @@ pub fn packet_samples(payload: &[u8]) -> Result<usize, CodecError> {
     Ok(total)
 }
 
-/// Opus encoder: interleaved 16-bit PCM at 48 kHz in frames of 2.5, 5, 10, 20, 40, 60, 80, 100
-/// or 120 ms, one Opus packet per call.
+/// Opus encoder: interleaved 16-bit PCM at its API rate (48 kHz by default) in frames of 2.5, 5,
+/// 10, 20, 40, 60, 80, 100 or 120 ms, one Opus packet per call.
 pub struct OpusEncoder {
     inner: ropus::Encoder,
     options: OpusOptions,
@@ -108,9 +162,18 @@ impl OpusEncoder {
         if options.expected_loss_percent > 100 {
             return Err(CodecError::Unsupported("opus expected loss above 100 %"));
         }
-        let inner = ropus::Encoder::builder(SAMPLE_RATE, channels, Application::Voip)
+        if !API_RATES.contains(&options.sample_rate) {
+            return Err(CodecError::Unsupported(
+                "opus sample rate not 8, 12, 16, 24 or 48 kHz",
+            ));
+        }
+        if options.complexity > 10 {
+            return Err(CodecError::Unsupported("opus complexity above 10"));
+        }
+        let inner = ropus::Encoder::builder(options.sample_rate, channels, Application::Voip)
             .bitrate(Bitrate::Bits(options.bitrate))
-            .complexity(10)
+            .complexity(options.complexity)
+            .max_bandwidth(options.max_bandwidth.to_ropus())
             .inband_fec(if options.fec {
                 InbandFec::Enabled
             } else {
@@ -127,9 +190,32 @@ impl OpusEncoder {
         })
     }
 
-    /// The options it was built with.
+    /// The options it was built with, with the expected loss and FEC last set.
     pub fn options(&self) -> OpusOptions {
         self.options
+    }
+
+    /// Changes the packet loss the encoder expects (0..=100 %, clamped) and with it in-band FEC:
+    /// on while the loss is above zero, off at zero (LBRR data only helps a receiver that loses
+    /// packets, and costs encoder work and bits). Call it with the loss the receiver reports
+    /// (RTCP fraction lost, smoothed).
+    pub fn set_expected_loss(&mut self, percent: u8) {
+        let percent = percent.min(100);
+        let fec = percent > 0;
+        if percent == self.options.expected_loss_percent && fec == self.options.fec {
+            return;
+        }
+        let fec_mode = if fec {
+            InbandFec::Enabled
+        } else {
+            InbandFec::Disabled
+        };
+        if self.inner.set_packet_loss_perc(percent).is_ok()
+            && self.inner.set_inband_fec(fec_mode).is_ok()
+        {
+            self.options.expected_loss_percent = percent;
+            self.options.fec = fec;
+        }
     }
 
     /// Encoder look-ahead in samples per channel: the decoder's output lags the input by this
@@ -145,11 +231,15 @@ impl AudioEncoder for OpusEncoder {
     }
 
     fn sample_rate(&self) -> u32 {
-        SAMPLE_RATE
+        self.options.sample_rate
     }
 
     fn channels(&self) -> u16 {
         self.options.channels
+    }
+
+    fn set_expected_loss(&mut self, percent: u8) {
+        OpusEncoder::set_expected_loss(self, percent);
     }
 
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
@@ -171,11 +261,16 @@ impl AudioEncoder for OpusEncoder {
     }
 }
 
-/// Opus decoder: any Opus packet (up to 120 ms) to interleaved 16-bit PCM at 48 kHz, with
-/// Opus's own packet-loss concealment and FEC recovery.
+/// Opus decoder: any Opus packet (up to 120 ms) to interleaved 16-bit PCM at its API rate
+/// (48 kHz by default), with Opus's own packet-loss concealment and FEC recovery.
 pub struct OpusDecoder {
     inner: ropus::Decoder,
     channels: u16,
+    rate: u32,
+    /// Samples per channel in 2.5 ms, the smallest Opus frame.
+    quantum: usize,
+    /// Samples per channel in 120 ms, the longest Opus packet.
+    max_packet: usize,
     scratch: Vec<i16>,
 }
 
@@ -193,12 +288,27 @@ impl OpusDecoder {
     /// A decoder producing `channels` (1 or 2) interleaved channels, whatever the packets carry
     /// (Opus down- or up-mixes).
     pub fn new(channels: u16) -> Result<Self, CodecError> {
-        let inner = ropus::Decoder::new(SAMPLE_RATE, ropus_channels(channels)?)
+        Self::with_rate(SAMPLE_RATE, channels)
+    }
+
+    /// A decoder producing PCM at `rate` Hz (one of [`API_RATES`]): Opus decodes straight to
+    /// that rate (band-limiting wider packets), so a G.711 leg needs no resampler.
+    pub fn with_rate(rate: u32, channels: u16) -> Result<Self, CodecError> {
+        if !API_RATES.contains(&rate) {
+            return Err(CodecError::Unsupported(
+                "opus sample rate not 8, 12, 16, 24 or 48 kHz",
+            ));
+        }
+        let inner = ropus::Decoder::new(rate, ropus_channels(channels)?)
             .map_err(|_| CodecError::Unsupported("opus decoder parameters"))?;
+        let max_packet = rate as usize * 6 / 50;
         Ok(OpusDecoder {
             inner,
             channels,
-            scratch: vec![0; MAX_PACKET_SAMPLES * usize::from(channels)],
+            rate,
+            quantum: rate as usize / 400,
+            max_packet,
+            scratch: vec![0; max_packet * usize::from(channels)],
         })
     }
 
@@ -206,14 +316,15 @@ impl OpusDecoder {
     /// packet that followed it (`next_payload`), and appends it to `out`. Call it in place of
     /// [`AudioDecoder::conceal`] for the lost frame, then decode `next_payload` normally. If
     /// `next_payload` carries no FEC data, Opus conceals instead. `samples` must be a multiple
-    /// of 2.5 ms (120) up to 120 ms; usually it is [`packet_samples`] of `next_payload`.
+    /// of 2.5 ms up to 120 ms at the decoder's rate; usually it is [`packet_samples`] of
+    /// `next_payload` (scaled to the decoder's rate).
     pub fn decode_fec(
         &mut self,
         next_payload: &[u8],
         samples: usize,
         out: &mut Vec<i16>,
     ) -> Result<(), CodecError> {
-        if samples == 0 || !samples.is_multiple_of(QUANTUM) || samples > MAX_PACKET_SAMPLES {
+        if samples == 0 || !samples.is_multiple_of(self.quantum) || samples > self.max_packet {
             return Err(CodecError::FrameSize(samples));
         }
         if next_payload.is_empty() {
@@ -236,7 +347,7 @@ impl AudioDecoder for OpusDecoder {
     }
 
     fn sample_rate(&self) -> u32 {
-        SAMPLE_RATE
+        self.rate
     }
 
     fn channels(&self) -> u16 {
@@ -255,12 +366,13 @@ impl AudioDecoder for OpusDecoder {
     }
 
     /// Opus concealment works in steps of 2.5 ms: a `samples` count that is not a multiple of
-    /// 120 is concealed rounded up and the surplus dropped.
+    /// 2.5 ms is concealed rounded up and the surplus dropped.
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
         let ch = usize::from(self.channels);
         let mut left = samples;
         while left > 0 {
-            let step = left.div_ceil(QUANTUM).min(MAX_PACKET_SAMPLES / QUANTUM) * QUANTUM;
+            let q = self.quantum;
+            let step = left.div_ceil(q).min(self.max_packet / q) * q;
             let take = step.min(left);
             let buf = &mut self.scratch[..step * ch];
             match self.inner.decode(&[], buf, DecodeMode::Normal) {
