@@ -38,6 +38,11 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// URL printed for the web app (default: derived from the listen address).
     pub public_url: String,
+    /// PEM certificate chain: when set with `tls_key`, the HTTP port speaks HTTPS (and WSS for
+    /// `/ws` and `/sip`). Empty: plain HTTP.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +155,8 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "0.0.0.0:8080".parse().expect("literal"),
             public_url: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -464,6 +471,12 @@ impl Config {
         }
         if self.signal.rate_per_sec == 0 {
             return bad("signal.rate_per_sec", "must be at least 1");
+        }
+        if self.http.tls_cert.is_empty() != self.http.tls_key.is_empty() {
+            return bad(
+                "http.tls_cert",
+                "set both http.tls_cert and http.tls_key (HTTPS), or neither (HTTP)",
+            );
         }
         let sip = &self.sip;
         if !sip.listen.is_empty() && sip.listen.parse::<SocketAddr>().is_err() {

@@ -94,7 +94,9 @@ async fn ws(State(s): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
 /// SIP over WebSocket (RFC 7118): the `sip` subprotocol on `/sip`.
 async fn sip_ws(
     State(s): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    axum::extract::ConnectInfo(crate::https::PeerAddr(peer)): axum::extract::ConnectInfo<
+        crate::https::PeerAddr,
+    >,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Some(tp) = s.sip.transports.clone() else {

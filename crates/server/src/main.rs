@@ -7,6 +7,7 @@
 mod auth;
 mod config;
 mod http;
+mod https;
 mod media;
 mod metrics;
 mod relay;
@@ -381,12 +382,17 @@ async fn run(cfg: Config) -> Result<(), String> {
     ready.store(true, Ordering::Relaxed);
 
     if dev {
+        let scheme = if cfg.http.tls_cert.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
         let base = if !cfg.http.public_url.is_empty() {
             cfg.http.public_url.trim_end_matches('/').to_string()
         } else if http_addr.ip().is_unspecified() {
-            format!("http://127.0.0.1:{}", http_addr.port())
+            format!("{scheme}://127.0.0.1:{}", http_addr.port())
         } else {
-            format!("http://{http_addr}")
+            format!("{scheme}://{http_addr}")
         };
         let grants = Grants {
             room: Some("*".into()),
@@ -404,16 +410,35 @@ async fn run(cfg: Config) -> Result<(), String> {
     }
 
     let app = http::router(state);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let shutdown = async move {
         shutdown_signal().await;
         ready.store(false, Ordering::Relaxed);
         tracing::info!("shutting down");
-    })
-    .await
+    };
+    let served = if cfg.http.tls_cert.is_empty() {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<https::PeerAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    } else {
+        // WebSockets need HTTP/1.1: only that is offered.
+        let tls = sip::tls::load(
+            &cfg.http.tls_cert,
+            &cfg.http.tls_key,
+            "http.tls_cert",
+            "http.tls_key",
+            &[b"http/1.1"],
+        )?;
+        let listener = https::TlsListener::new(listener, tls).map_err(|e| e.to_string())?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<https::PeerAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
     .map_err(|e| format!("HTTP server failed: {e}"));
     // Checkpoints the WAL into the database file.
     store.close().await;

@@ -98,7 +98,13 @@ fn make_cert(dir: &Path) -> (PathBuf, PathBuf, rustls::pki_types::CertificateDer
     (cert, key, ck.cert.der().clone())
 }
 
-fn serve_args(dir: &Path, sip: SocketAddr, tls: SocketAddr, http: SocketAddr) -> Vec<String> {
+fn serve_args(
+    dir: &Path,
+    sip: SocketAddr,
+    tls: SocketAddr,
+    http: SocketAddr,
+    extra: &[String],
+) -> Vec<String> {
     let rtc = format!("127.0.0.1:{}", free_port());
     let mut v = vec!["serve".to_string(), "--log".into(), "warn".into()];
     for s in [
@@ -109,7 +115,10 @@ fn serve_args(dir: &Path, sip: SocketAddr, tls: SocketAddr, http: SocketAddr) ->
         format!("http.listen={http}"),
         format!("rtc.listen={rtc}"),
         format!("data_dir={}", dir.display()),
-    ] {
+    ]
+    .into_iter()
+    .chain(extra.iter().cloned())
+    {
         v.push("--set".into());
         v.push(s);
     }
@@ -119,6 +128,11 @@ fn serve_args(dir: &Path, sip: SocketAddr, tls: SocketAddr, http: SocketAddr) ->
 /// Starts a server with SIP on UDP/TCP, TLS and WebSocket, and the users alice (password
 /// `secret`) and bob (`bobpw`).
 fn start(tag: &str) -> Server {
+    start_with(tag, false)
+}
+
+/// `https`: the HTTP port speaks TLS too (`http.tls_cert`, the same certificate).
+fn start_with(tag: &str, https: bool) -> Server {
     let dir = TempDir::new(tag);
     let (_, _, cert) = make_cert(&dir.0);
     let o = strowger()
@@ -143,7 +157,17 @@ fn start(tag: &str) -> Server {
     let tls: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let child = strowger()
-        .args(serve_args(&dir.0, sip, tls, http))
+        .args(serve_args(&dir.0, sip, tls, http, &{
+            let mut extra = Vec::new();
+            if https {
+                extra.push(format!(
+                    "http.tls_cert={}",
+                    dir.0.join("cert.pem").display()
+                ));
+                extra.push(format!("http.tls_key={}", dir.0.join("key.pem").display()));
+            }
+            extra
+        }))
         .env("STROWGER_API_KEY", "it")
         .env(
             "STROWGER_API_SECRET",
@@ -178,7 +202,7 @@ fn start(tag: &str) -> Server {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
 /// One SIP client connection (or UDP socket).
 enum Client {
@@ -232,13 +256,45 @@ impl Client {
     }
 
     async fn ws(http: SocketAddr) -> Client {
+        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(http))
+            .await
+            .expect("TCP connect in time")
+            .expect("TCP connect");
+        Client::ws_over(format!("ws://{http}/sip"), Box::new(tcp)).await
+    }
+
+    /// SIP over secure WebSocket: TLS to the HTTP port (`http.tls_cert`), then the upgrade.
+    async fn wss(http: SocketAddr, cert: &rustls::pki_types::CertificateDer<'static>) -> Client {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let tcp = tokio::time::timeout(WAIT, TcpStream::connect(http))
+            .await
+            .expect("TCP connect in time")
+            .expect("TCP connect");
+        let name = rustls::pki_types::ServerName::IpAddress(http.ip().into());
+        let tls = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+            .await
+            .expect("TLS handshake in time")
+            .expect("TLS handshake with the HTTP port");
+        Client::ws_over(format!("wss://{http}/sip"), Box::new(tls)).await
+    }
+
+    async fn ws_over(url: String, io: Box<dyn Io>) -> Client {
         use tungstenite::client::IntoClientRequest;
-        let mut req = format!("ws://{http}/sip").into_client_request().unwrap();
+        let mut req = url.into_client_request().unwrap();
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
-        let (ws, resp) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        let (ws, resp) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(req, io))
             .await
-            .expect("WebSocket connect in time")
+            .expect("WebSocket upgrade in time")
             .expect("WebSocket upgrade");
         assert_eq!(
             resp.headers()
@@ -599,6 +655,27 @@ async fn register_with_digest_over_websocket() {
 }
 
 #[tokio::test]
+async fn register_with_digest_over_secure_websocket() {
+    // http.tls_cert: the HTTP port speaks HTTPS, so SIP over WebSocket is wss:// (RFC 7118).
+    let s = start_with("wss", true);
+    let mut c = Client::wss(s.http, &s.cert).await;
+    register_with_digest(&mut c, "WS", s.sip).await;
+    // Plain HTTP to the HTTPS port gets nothing (the handshake fails and the connection closes).
+    let mut plain = TcpStream::connect(s.http).await.unwrap();
+    plain
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(12), plain.read_to_end(&mut got)).await;
+    assert!(r.is_ok(), "closed in time");
+    assert!(
+        !String::from_utf8_lossy(&got).contains("200 OK"),
+        "no plain HTTP on the TLS port"
+    );
+}
+
+#[tokio::test]
 async fn tcp_options_keepalive_and_garbage() {
     let s = start("tcpmisc");
     let options = |cseq: u32| {
@@ -675,7 +752,7 @@ fn tls_configuration_errors_name_the_option_and_file() {
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let run = || {
         let mut child = strowger()
-            .args(serve_args(&dir.0, sip, tls, http))
+            .args(serve_args(&dir.0, sip, tls, http, &[]))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

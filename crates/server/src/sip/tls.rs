@@ -18,23 +18,38 @@ pub fn server_config(cfg: &SipConfig) -> Result<Option<Arc<rustls::ServerConfig>
     if cfg.tls_listen.is_empty() {
         return Ok(None);
     }
-    let certs = load_certs(Path::new(&cfg.tls_cert))
-        .map_err(|e| format!("sip.tls_cert: {}: {e}", cfg.tls_cert))?;
-    let key = load_key(Path::new(&cfg.tls_key))
-        .map_err(|e| format!("sip.tls_key: {}: {e}", cfg.tls_key))?;
+    load(
+        &cfg.tls_cert,
+        &cfg.tls_key,
+        "sip.tls_cert",
+        "sip.tls_key",
+        &[],
+    )
+    .map(Some)
+}
+
+/// A TLS server configuration from PEM files; errors name the option (`cert_opt`, `key_opt`)
+/// and the file. `alpn`: the application protocols offered, in order.
+pub fn load(
+    cert: &str,
+    key: &str,
+    cert_opt: &str,
+    key_opt: &str,
+    alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let certs = load_certs(Path::new(cert)).map_err(|e| format!("{cert_opt}: {cert}: {e}"))?;
+    let key_der = load_key(Path::new(key)).map_err(|e| format!("{key_opt}: {key}: {e}"))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let sc = rustls::ServerConfig::builder_with_provider(provider)
+    let mut sc = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("sip.tls_listen: TLS setup: {e}"))?
+        .map_err(|e| format!("{cert_opt}: TLS setup: {e}"))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
+        .with_single_cert(certs, key_der)
         .map_err(|e| {
-            format!(
-                "sip.tls_key: {} does not fit the certificate in {} (or is unusable): {e}",
-                cfg.tls_key, cfg.tls_cert
-            )
+            format!("{key_opt}: {key} does not fit the certificate in {cert} (or is unusable): {e}")
         })?;
-    Ok(Some(Arc::new(sc)))
+    sc.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(sc))
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
