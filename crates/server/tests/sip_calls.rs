@@ -414,3 +414,87 @@ fn repeated_wrong_passwords_ban_the_source_and_floods_are_limited() {
     assert_eq!(metric(&m, "strowger_sip_auth_failures_total "), 3, "{m}");
     assert!(metric(&m, "strowger_sip_banned_drops_total ") >= 1, "{m}");
 }
+
+#[test]
+fn a_delayed_offer_call_carries_the_answer_in_the_ack() {
+    let sip_port = free_udp();
+    let _srv = start(sip_port, &[]);
+    let server: SocketAddr = format!("127.0.0.1:{sip_port}").parse().unwrap();
+    let alice = Phone::new("alice", server);
+    let bob = Phone::new("bob", server);
+    bob.register();
+    let ruri = format!("sip:bob@{}", server.ip());
+    // An INVITE without SDP (as Cisco trunks send by default).
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {ruri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-dinv{cseq};rport\nFrom: <sip:alice@{s}>;tag={t}\nTo: <sip:bob@{s}>\nCall-ID: call-late\nCSeq: {cseq} INVITE\nContact: <sip:alice@{a}>\nMax-Forwards: 70\n{auth}Content-Length: 0\n\n",
+            a = alice.addr(),
+            s = server.ip(),
+            t = alice.tag,
+        )
+    };
+    alice.send(&invite(1, ""), server);
+    let r = alice.recv_response(5);
+    assert_eq!(r.status, 407);
+    let a = alice.auth(&r, HeaderName::ProxyAuthenticate, "INVITE", &ruri);
+    alice.send(&invite(2, &format!("Proxy-Authorization: {a}\n")), server);
+
+    // bob gets an INVITE without SDP too, and offers in his 200.
+    let inv = bob.recv_request(5);
+    assert_eq!(inv.method, Method::Invite);
+    assert!(inv.body.is_empty(), "the callee makes the offer");
+    let bob_rtp = bob.addr().port() + 2;
+    let mut ok = inv.response(200, "OK", Some("bob-tag"));
+    ok.headers
+        .push(HeaderName::Contact, format!("<sip:bob@{}>", bob.addr()));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(sdp(bob_rtp).replace('\n', "\r\n"));
+    bob.send_msg(Message::Response(ok));
+
+    // alice gets bob's offer pointed at the relay.
+    let mut resp = alice.recv_response(5);
+    while resp.status < 200 {
+        resp = alice.recv_response(5);
+    }
+    assert_eq!(resp.status, 200);
+    let offer = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(offer.contains("m=audio "), "{offer}");
+    assert!(
+        !offer.contains(&format!("m=audio {bob_rtp} ")),
+        "alice must see the relay's port: {offer}"
+    );
+    // No ACK reaches bob before alice answers.
+    bob.sock
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    assert!(
+        bob.sock.recv_from(&mut buf).is_err(),
+        "the callee's ACK waits for the caller's answer"
+    );
+    // alice's ACK carries her answer; bob's ACK carries it, pointed at the relay.
+    let to = resp.headers.get(&HeaderName::To).unwrap().to_string();
+    let answer = sdp(alice.addr().port() + 2).replace('\n', "\r\n");
+    alice.send(
+        &format!(
+            "ACK {ruri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-dack2;rport\nFrom: <sip:alice@{s}>;tag={t}\nTo: {to}\nCall-ID: call-late\nCSeq: 2 ACK\nMax-Forwards: 70\nContent-Type: application/sdp\nContent-Length: {len}\n\n{body}",
+            a = alice.addr(),
+            s = server.ip(),
+            t = alice.tag,
+            len = answer.len(),
+            body = answer.replace("\r\n", "\n"),
+        ),
+        server,
+    );
+    let ack = bob.recv_request(5);
+    assert_eq!(ack.method, Method::Ack);
+    let got = String::from_utf8_lossy(&ack.body).to_string();
+    assert!(
+        got.contains("m=audio "),
+        "bob's ACK carries the answer: {got}"
+    );
+    assert!(
+        !got.contains(&format!("m=audio {} ", alice.addr().port() + 2)),
+        "bob must see the relay's port: {got}"
+    );
+}

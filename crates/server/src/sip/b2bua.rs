@@ -122,6 +122,11 @@ struct Call {
     started: Instant,
     answered: Option<Instant>,
     live_tx: usize,
+    /// Delayed offer: the caller's INVITE had no SDP.
+    late_offer: bool,
+    /// Delayed offer: the callee's 2xx (branch, dialog) waits for the caller's ACK, whose SDP
+    /// answer our ACK to the callee carries.
+    b_ack_pending: Option<(usize, DialogId)>,
     /// Every dialog id mapped to this call (for cleanup).
     dialogs: Vec<DialogId>,
 }
@@ -295,16 +300,29 @@ impl Core {
             tracing::info!(src = %from, "SIP: call from {caller} to {callee}: not registered, 480");
             return self.reply(now, id, &req, 480, "Temporarily Unavailable", None);
         }
-        if !is_sdp(req.content_type(), &req.body) {
-            // Late offer (INVITE without SDP) is not relayed yet.
-            let h = vec![(
-                HeaderName::Other("Warning".into()),
-                "399 strowger \"an SDP offer in the INVITE is required\"".to_string(),
-            )];
-            return self.reply(now, id, &req, 488, "Not Acceptable Here", Some(h));
-        }
-        let Some(offer) = sdp::media_target(&req.body) else {
-            return self.reply(now, id, &req, 488, "Not Acceptable Here", None);
+        // An INVITE without SDP (delayed offer, as Cisco trunks send by default): the callee
+        // makes the offer in its 200 and the caller answers in its ACK.
+        let late_offer = req.body.is_empty();
+        let offer = if late_offer {
+            sdp::Target {
+                rtp: None,
+                rtcp: None,
+                hold: false,
+            }
+        } else {
+            match is_sdp(req.content_type(), &req.body)
+                .then(|| sdp::media_target(&req.body))
+                .flatten()
+            {
+                Some(o) => o,
+                None => {
+                    let h = vec![(
+                        HeaderName::Other("Warning".into()),
+                        "399 strowger \"SDP with an audio stream expected\"".to_string(),
+                    )];
+                    return self.reply(now, id, &req, 488, "Not Acceptable Here", Some(h));
+                }
+            }
         };
         // RFC 4028: a session interval below our minimum gets 422.
         let mut session_interval = None;
@@ -334,6 +352,7 @@ impl Core {
         // Direct media only when allowed and nobody is behind NAT: the caller's media address is
         // the address its SIP came from, and each callee contact is the address it registered from.
         let direct = self.cfg.direct_media
+            && !late_offer
             && offer.rtp.is_some_and(|a| a.ip() == from.ip())
             && bindings
                 .iter()
@@ -407,6 +426,8 @@ impl Core {
             started: now,
             answered: None,
             live_tx: 0,
+            late_offer,
+            b_ack_pending: None,
             dialogs: Vec::new(),
         };
         let first = call.next_timer();
@@ -446,9 +467,15 @@ impl Core {
             return;
         };
         let offer = c.a_invite.body.clone();
-        let Some(body) = relay_sdp(c, &offer, Side::A, sip_ip, true) else {
-            return;
+        let body = if c.late_offer {
+            Bytes::new()
+        } else {
+            match relay_sdp(c, &offer, Side::A, sip_ip, true) {
+                Some(b) => b,
+                None => return,
+            }
         };
+        let late_offer = c.late_offer;
         let from_display = c
             .a_invite
             .from()
@@ -516,7 +543,9 @@ impl Core {
                 h.push(hdr.name.clone(), hdr.value.clone());
             }
         }
-        h.push(HeaderName::ContentType, "application/sdp");
+        if !late_offer {
+            h.push(HeaderName::ContentType, "application/sdp");
+        }
         let uac = UacInvite::new(req.clone());
         let reliable = transport.reliable();
         match self.txl.send_request(now, req, dest, reliable) {
@@ -596,7 +625,16 @@ impl Core {
                     // A second phone answered too: ACK and hang it up.
                     self.ack_and_bye(now, cid, i, &did);
                 }
-                ForkEvent::Retransmission(did) => self.resend_ack(now, cid, i, &did),
+                ForkEvent::Retransmission(did) => {
+                    let pending = self
+                        .calls
+                        .calls
+                        .get(&cid)
+                        .is_some_and(|c| c.b_ack_pending.is_some());
+                    if !pending {
+                        self.resend_ack(now, cid, i, &did);
+                    }
+                }
                 _ => {}
             }
             return;
@@ -677,8 +715,16 @@ impl Core {
         c.answered = Some(now);
         c.no_answer_at = None;
         self.bind_dialog(cid, did.clone(), Side::B);
-        // ACK the callee at once (we are its UAC).
-        self.resend_ack(now, cid, i, &did);
+        // ACK the callee at once (we are its UAC), unless its 2xx carried the offer of a
+        // delayed-offer call: then our ACK carries the caller's answer, when it comes.
+        let late = self.calls.calls.get(&cid).is_some_and(|c| c.late_offer);
+        if late {
+            if let Some(c) = self.calls.calls.get_mut(&cid) {
+                c.b_ack_pending = Some((i, did.clone()));
+            }
+        } else {
+            self.resend_ack(now, cid, i, &did);
+        }
         // Cancel the other phones.
         let others: Vec<usize> = (0..self.calls.calls[&cid].branches.len())
             .filter(|j| *j != i)
@@ -704,7 +750,8 @@ impl Core {
             c.session_deadline = Some(now + si);
         }
         if is_sdp(resp.content_type(), &resp.body) {
-            if let Some(body) = relay_sdp(c, &resp.body, Side::B, sip_ip, false) {
+            let offer = c.late_offer;
+            if let Some(body) = relay_sdp(c, &resp.body, Side::B, sip_ip, offer) {
                 r.body = body;
                 r.headers.push(HeaderName::ContentType, "application/sdp");
             }
@@ -889,8 +936,40 @@ impl Core {
             return;
         };
         let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        if let Some(c) = self.call_mut(cid) {
-            c.retrans.retain(|r| r.cseq != seq);
+        let pending = match self.call_mut(cid) {
+            Some(c) => {
+                c.retrans.retain(|r| r.cseq != seq);
+                if _side == Side::A {
+                    c.b_ack_pending.take()
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        // Delayed offer: the caller's ACK carries the answer; our ACK takes it to the callee.
+        if let Some((i, bdid)) = pending {
+            let Some(c) = self.calls.calls.get(&cid) else {
+                return;
+            };
+            let Some(br) = c.branches.get(i) else { return };
+            let Some(d) = br.uac.dialog(&bdid) else {
+                return;
+            };
+            let (dest, reliable, transport) = (br.dest, br.reliable, br.transport);
+            let mut ack = d.ack_for_2xx(1);
+            let sip_ip = self.local_ip_for(dest.ip());
+            let via = self.our_via(dest, transport);
+            ack.headers.push_front(HeaderName::Via, via);
+            if is_sdp(req.content_type(), &req.body) {
+                if let Some(c) = self.calls.calls.get_mut(&cid) {
+                    if let Some(body) = relay_sdp(c, &req.body, Side::A, sip_ip, false) {
+                        ack.body = body;
+                        ack.headers.push(HeaderName::ContentType, "application/sdp");
+                    }
+                }
+            }
+            self.send_msg(Message::Request(ack), dest, reliable);
         }
     }
 
