@@ -234,6 +234,8 @@ struct Tx {
 /// All transactions of one endpoint.
 #[derive(Debug)]
 pub struct TransactionLayer {
+    /// Requests answered 503 because the layer was full.
+    refused: u64,
     config: Config,
     txs: HashMap<TxId, Tx>,
     keys: HashMap<Key, TxId>,
@@ -362,7 +364,24 @@ impl TransactionLayer {
             out: VecDeque::new(),
             next_id: 1,
             branch_state: branch_seed,
+            refused: 0,
         }
+    }
+
+    /// Requests answered `503` so far because the layer was full.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Whether `req` would exceed the limit. Requests within a dialog (a To tag) and CANCELs
+    /// may use a quarter more: they end calls that exist (a BYE refused under load would leave
+    /// a call up), while new work is refused first.
+    fn full(&self, req: &Request) -> bool {
+        let max = self.config.max_transactions;
+        let ends_something =
+            req.method == Method::Cancel || req.to().ok().is_some_and(|t| t.tag().is_some());
+        let limit = if ends_something { max + max / 4 } else { max };
+        self.txs.len() >= limit
     }
 
     /// The configuration.
@@ -467,8 +486,18 @@ impl TransactionLayer {
         }
     }
 
-    /// Enters a lingering state for `d` (terminates at once when `d` is zero).
+    /// Enters a lingering state for `d` (terminates at once when `d` is zero). A lingering
+    /// transaction only matches retransmissions (by its key) and resends its last response, so
+    /// the request's headers and body are dropped, and so is a 2xx (RFC 6026: the TU resends
+    /// those): at thousands of requests per second most transactions are lingering ones.
     fn linger(&mut self, id: TxId, now: Instant, d: Duration) {
+        if let Some(tx) = self.txs.get_mut(&id) {
+            tx.request.headers = Default::default();
+            tx.request.body = Default::default();
+            if tx.state == TxState::Accepted {
+                tx.last_response = None;
+            }
+        }
         self.clear_timer(id, Timer::Retransmit);
         self.clear_timer(id, Timer::Timeout);
         if d.is_zero() {
@@ -511,7 +540,7 @@ impl TransactionLayer {
         if req.method == Method::Ack {
             return Err(TxError::AckNotTransaction);
         }
-        if self.txs.len() >= self.config.max_transactions {
+        if self.full(&req) {
             return Err(TxError::Full);
         }
         let via = req.via_top()?;
@@ -685,7 +714,8 @@ impl TransactionLayer {
                 reliable,
             }),
             None => {
-                if self.txs.len() >= self.config.max_transactions {
+                if self.full(&req) {
+                    self.refused += 1;
                     let resp = req.response(503, "Service Unavailable", None);
                     self.send_stateless(Message::Response(resp), from, reliable);
                     return Ok(());

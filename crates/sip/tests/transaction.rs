@@ -986,3 +986,59 @@ fn stateless_answers_keep_no_transaction() {
     let again = new_tx(&mut s);
     assert_ne!(again, id);
 }
+
+#[test]
+fn requests_ending_calls_get_room_beyond_the_limit_and_lingering_state_is_slim() {
+    let cfg = Config {
+        max_transactions: 4,
+        ..Config::default()
+    };
+    let mut l = TransactionLayer::new(cfg, 3);
+    let (t0, peer) = (Instant::now(), addr("198.51.100.1:5060"));
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        l.handle_request(
+            t0,
+            request(Method::Options, Some(&format!("z9hG4bKf{i}")), 1),
+            peer,
+            false,
+        )
+        .unwrap();
+        for o in drain(&mut l) {
+            if let Output::Request { id, .. } = o {
+                ids.push(id);
+            }
+        }
+    }
+    assert_eq!(l.len(), 4);
+    // A new request is refused...
+    l.handle_request(
+        t0,
+        request(Method::Options, Some("z9hG4bKnew"), 1),
+        peer,
+        false,
+    )
+    .unwrap();
+    assert!(matches!(&drain(&mut l)[..], [Output::Transmit(t)] if summary(&t.msg) == "503"));
+    assert_eq!(l.refused(), 1);
+    // ...but a BYE within a dialog (To tag) still gets a transaction.
+    let mut bye = request(Method::Bye, Some("z9hG4bKbye"), 2);
+    bye.headers
+        .set(HeaderName::To, "<sip:bob@example.com>;tag=b1");
+    l.handle_request(t0, bye, peer, false).unwrap();
+    assert!(drain(&mut l)
+        .iter()
+        .any(|o| matches!(o, Output::Request { req, .. } if req.method == Method::Bye)));
+    assert_eq!(l.len(), 5);
+    // Answered, a transaction lingers (Timer J) with its request stripped to the start line.
+    let id = ids[0];
+    let req = l.request(id).unwrap().clone();
+    assert!(!req.headers.is_empty());
+    l.respond(t0, id, req.response(200, "OK", Some("t")))
+        .unwrap();
+    drain(&mut l);
+    assert_eq!(l.state(id), Some(TxState::Completed));
+    let kept = l.request(id).unwrap();
+    assert!(kept.headers.is_empty() && kept.body.is_empty());
+    assert_eq!(kept.method, Method::Options);
+}

@@ -318,6 +318,7 @@ impl Core {
         self.loc.expire(now);
         self.stats.bindings.set(self.loc.bindings() as i64);
         self.stats.transactions.set(self.txl.len() as i64);
+        self.stats.overload_refused.set(self.txl.refused());
         self.stats
             .banned_ips
             .set(self.protect.banned_count(now) as i64);

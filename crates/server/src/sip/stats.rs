@@ -32,12 +32,13 @@ pub struct SipStats {
     pub loops_detected: Counter,
     pub unknown_methods: Counter,
     pub transactions: Gauge,
+    pub overload_refused: Counter,
 }
 
 impl SipStats {
     /// Appends the Prometheus text.
     pub fn render(&self, o: &mut String) {
-        let counters: [(&str, &str, &Counter); 20] = [
+        let counters: [(&str, &str, &Counter); 21] = [
             (
                 "strowger_sip_messages_received_total",
                 "SIP messages received.",
@@ -137,6 +138,11 @@ impl SipStats {
                 "strowger_sip_unknown_methods_total",
                 "Requests refused with 501.",
                 &self.unknown_methods,
+            ),
+            (
+                "strowger_sip_overload_refused_total",
+                "Requests answered 503 because sip.max_transactions was reached.",
+                &self.overload_refused,
             ),
         ];
         for (name, help, c) in counters {
