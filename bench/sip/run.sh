@@ -54,7 +54,7 @@ metrics() { { echo "# $1 $(date -u +%FT%TZ) pid $SPID"; curl -s "http://$HTTP/me
 
 # 1000 users u00001..u01000 / p00001..p01000 (the harness' users.csv), once, through the REST API
 make_users() {
-  [[ -s "$USERS/.bench-users-1000" ]] && return 0
+  [[ -e "$USERS/.bench-users-1000" ]] && return 0
   rm -rf "$USERS"; mkdir -p "$USERS"; local save="$USERS"; USERS=/dev/null
   port_free "$PORT" || { echo "UDP $PORT busy" >&2; exit 2; }
   setsid "$BIN" serve --set data_dir="$save" --set sip.listen=127.0.0.1:$PORT --set http.listen=$HTTP \
