@@ -519,6 +519,7 @@ async fn update_user(
         disabled: req.disabled,
     };
     let u = s.store.update_user(&username, &update).await?;
+    s.sip.forget_user(&username);
     tracing::info!(
         username = %u.username,
         password_changed = update.password.is_some(),
@@ -535,6 +536,7 @@ async fn delete_user(
     require_admin(&s, &headers)?;
     check_username(&username)?;
     s.store.remove_user(&username).await?;
+    s.sip.forget_user(&username);
     tracing::info!(username = %username, "user removed");
     Ok(StatusCode::NO_CONTENT)
 }

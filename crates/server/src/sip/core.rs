@@ -25,8 +25,9 @@ use crate::relay::Relay;
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, PRACK, NOTIFY";
 /// Option tags we support (Supported header; a Require outside this list gets 420).
 pub const SUPPORTED: &[&str] = &["100rel", "timer", "path", "outbound"];
-/// How long a looked-up user stays cached.
-const USER_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How long a looked-up user stays cached. Changes through the REST API take effect at once
+/// (`SipHandle::forget_user`); changes by `strowger user …` on the command line within this.
+const USER_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Users cached at once.
 const USER_CACHE_MAX: usize = 50_000;
 /// Requests waiting for a user lookup at once; more get 503.
@@ -63,6 +64,8 @@ pub struct Device {
 
 /// Questions the rest of the server asks the SIP task.
 pub enum SipCmd {
+    /// A user was changed or removed: drop it from the cache.
+    ForgetUser(String),
     /// The registered devices of a user.
     Devices {
         user: String,
@@ -71,6 +74,14 @@ pub enum SipCmd {
 }
 
 impl SipHandle {
+    /// Makes the SIP task look `user` up again on its next request (after a change).
+    pub fn forget_user(&self, user: &str) {
+        if let Some(cmd) = &self.cmd {
+            // A full queue only delays the change until the cache entry expires.
+            let _ = cmd.try_send(SipCmd::ForgetUser(user.to_string()));
+        }
+    }
+
     /// The registered SIP devices of `user` (empty when SIP is off).
     pub async fn devices(&self, user: &str) -> Result<Vec<Device>, &'static str> {
         let Some(cmd) = &self.cmd else {
@@ -434,6 +445,9 @@ impl Core {
 
     fn on_cmd(&mut self, now: Instant, c: SipCmd) {
         match c {
+            SipCmd::ForgetUser(u) => {
+                self.users.remove(&u);
+            }
             SipCmd::Devices { user, reply } => {
                 let v = self
                     .loc
