@@ -498,3 +498,96 @@ fn a_delayed_offer_call_carries_the_answer_in_the_ack() {
         "bob must see the relay's port: {got}"
     );
 }
+
+#[test]
+fn a_caller_requiring_100rel_gets_reliable_ringing_until_it_pracks() {
+    let sip_port = free_udp();
+    let _srv = start(sip_port, &[]);
+    let server: SocketAddr = format!("127.0.0.1:{sip_port}").parse().unwrap();
+    let alice = Phone::new("alice", server);
+    let bob = Phone::new("bob", server);
+    bob.register();
+    let ruri = format!("sip:bob@{}", server.ip());
+    let body = sdp(alice.addr().port() + 2);
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {ruri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-rinv{cseq};rport\nFrom: <sip:alice@{s}>;tag={t}\nTo: <sip:bob@{s}>\nCall-ID: call-100rel\nCSeq: {cseq} INVITE\nContact: <sip:alice@{a}>\nRequire: 100rel\nMax-Forwards: 70\n{auth}Content-Type: application/sdp\nContent-Length: {len}\n\n{body}",
+            a = alice.addr(),
+            s = server.ip(),
+            t = alice.tag,
+            len = body.replace('\n', "\r\n").len(),
+        )
+    };
+    alice.send(&invite(1, ""), server);
+    let r = alice.recv_response(5);
+    assert_eq!(r.status, 407);
+    let a = alice.auth(&r, HeaderName::ProxyAuthenticate, "INVITE", &ruri);
+    alice.send(&invite(2, &format!("Proxy-Authorization: {a}\n")), server);
+    let inv = bob.recv_request(5);
+    // bob rings (an ordinary 180).
+    let mut ringing = inv.response(180, "Ringing", Some("bob-tag"));
+    ringing
+        .headers
+        .push(HeaderName::Contact, format!("<sip:bob@{}>", bob.addr()));
+    bob.send_msg(Message::Response(ringing));
+    // alice's 180 is reliable, and comes again while she does not PRACK.
+    let first = alice.recv_response(5);
+    assert_eq!(first.status, 180);
+    assert_eq!(
+        first
+            .headers
+            .get(&HeaderName::Require)
+            .map(|v| v.to_string()),
+        Some("100rel".to_string())
+    );
+    let rseq: u32 = first
+        .headers
+        .get(&HeaderName::RSeq)
+        .expect("RSeq")
+        .trim()
+        .parse()
+        .unwrap();
+    let again = alice.recv_response(3);
+    assert_eq!(again.status, 180, "resent until PRACKed");
+    assert_eq!(
+        again
+            .headers
+            .get(&HeaderName::RSeq)
+            .map(|v| v.trim().to_string()),
+        Some(rseq.to_string())
+    );
+    // PRACK: 200, and no more 180s.
+    let to = first.headers.get(&HeaderName::To).unwrap().to_string();
+    alice.send(
+        &format!(
+            "PRACK {ruri} SIP/2.0\nVia: SIP/2.0/UDP {a};branch=z9hG4bK-prack;rport\nFrom: <sip:alice@{s}>;tag={t}\nTo: {to}\nCall-ID: call-100rel\nCSeq: 3 PRACK\nRAck: {rseq} 2 INVITE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            a = alice.addr(),
+            s = server.ip(),
+            t = alice.tag,
+        ),
+        server,
+    );
+    let mut prack_ok = false;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut buf = vec![0u8; 65536];
+    alice
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut late_180 = 0;
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = alice.sock.recv_from(&mut buf) {
+            if let Ok(Message::Response(r)) =
+                Message::parse(Bytes::copy_from_slice(&buf[..n]), &Limits::default())
+            {
+                match (r.status, r.cseq().map(|c| c.method)) {
+                    (200, Ok(Method::Prack)) => prack_ok = true,
+                    (180, _) if prack_ok => late_180 += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(prack_ok, "the PRACK is answered");
+    assert_eq!(late_180, 0, "no 180 after the PRACK");
+}

@@ -87,6 +87,8 @@ struct BLeg {
 /// A 2xx we keep sending until its ACK arrives (RFC 6026: the TU's job over UDP).
 struct Retrans {
     cseq: u32,
+    /// A reliable provisional response (RFC 3262): resent until its PRACK, by RSeq.
+    rseq: Option<u32>,
     msg: Message,
     dest: SocketAddr,
     next: Instant,
@@ -124,6 +126,8 @@ struct Call {
     live_tx: usize,
     /// Delayed offer: the caller's INVITE had no SDP.
     late_offer: bool,
+    /// The caller requires reliable provisional responses (RFC 3262): the last RSeq used.
+    a_rseq: Option<u32>,
     /// Delayed offer: the callee's 2xx (branch, dialog) waits for the caller's ACK, whose SDP
     /// answer our ACK to the callee carries.
     b_ack_pending: Option<(usize, DialogId)>,
@@ -386,6 +390,7 @@ impl Core {
         let trying = req.response(100, "Trying", None);
         let _ = self.txl.respond(now, id, trying);
         let a_tag = new_tag();
+        let a_rseq = requires_req(&req, "100rel").then(|| rand::random::<u32>() >> 2);
         let a_did = DialogId {
             call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),
             local_tag: a_tag.clone(),
@@ -427,6 +432,7 @@ impl Core {
             answered: None,
             live_tx: 0,
             late_offer,
+            a_rseq,
             b_ack_pending: None,
             dialogs: Vec::new(),
         };
@@ -673,7 +679,28 @@ impl Core {
                 r.headers.push(HeaderName::ContentType, "application/sdp");
             }
         }
+        // RFC 3262: a caller that requires 100rel gets reliable provisionals, resent (over UDP)
+        // until it PRACKs them.
+        if let Some(rseq) = c.a_rseq.as_mut() {
+            *rseq = rseq.wrapping_add(1);
+            let rseq = *rseq;
+            r.headers.push(HeaderName::Require, "100rel");
+            r.headers.push(HeaderName::RSeq, rseq.to_string());
+            if !c.a_reliable {
+                let t1 = Duration::from_millis(self.cfg.t1_ms);
+                c.retrans.push(Retrans {
+                    rseq: Some(rseq),
+                    cseq: c.a_invite.cseq().map(|s| s.seq).unwrap_or(1),
+                    msg: Message::Response(r.clone()),
+                    dest: a_from,
+                    next: now + t1,
+                    interval: t1,
+                    until: now + t1 * 64,
+                });
+            }
+        }
         let _ = self.txl.respond(now, a_tx, r);
+        self.rearm(cid);
     }
 
     fn a_transport(&self, cid: u64) -> Transport {
@@ -756,6 +783,7 @@ impl Core {
                 r.headers.push(HeaderName::ContentType, "application/sdp");
             }
         }
+        c.retrans.retain(|r| r.rseq.is_none());
         c.a_dialog = Dialog::uas(&c.a_invite, &r).ok();
         if let Some(d) = &mut c.a_dialog {
             d.local_contact = Some(contact);
@@ -764,6 +792,7 @@ impl Core {
         if !c.a_reliable {
             let t1 = Duration::from_millis(self.cfg.t1_ms);
             c.retrans.push(Retrans {
+                rseq: None,
                 cseq: a_seq,
                 msg: Message::Response(r.clone()),
                 dest: c.a_from,
@@ -895,6 +924,7 @@ impl Core {
         }
         let n = c.branches.len();
         let a_tx = c.a_tx.take();
+        c.retrans.retain(|r| r.rseq.is_none());
         let mut r = c.a_invite.response(status, reason, Some(&c.a_tag));
         r.headers.push(HeaderName::Server, "Strowger");
         tracing::info!("SIP: {}: not answered: {status} {reason}", c.log);
@@ -938,7 +968,7 @@ impl Core {
         let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
         let pending = match self.call_mut(cid) {
             Some(c) => {
-                c.retrans.retain(|r| r.cseq != seq);
+                c.retrans.retain(|r| r.cseq != seq || r.rseq.is_some());
                 if _side == Side::A {
                     c.b_ack_pending.take()
                 } else {
@@ -1187,7 +1217,16 @@ impl Core {
                 // Early-dialog requests (UPDATE before answer, PRACK from the caller) are not
                 // relayed.
                 return match req.method {
-                    Method::Prack => self.reply(now, id, &req, 200, "OK", None),
+                    Method::Prack => {
+                        let rack = req
+                            .headers
+                            .get(&HeaderName::RAck)
+                            .and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok());
+                        if let (Some(rseq), Some(c)) = (rack, self.calls.calls.get_mut(&cid)) {
+                            c.retrans.retain(|r| r.rseq != Some(rseq));
+                        }
+                        self.reply(now, id, &req, 200, "OK", None)
+                    }
                     _ => self.reply(now, id, &req, 491, "Request Pending", None),
                 };
             }
@@ -1378,6 +1417,7 @@ impl Core {
             if let Some((d, false)) = back_dest {
                 let t1 = Duration::from_millis(self.cfg.t1_ms);
                 c.retrans.push(Retrans {
+                    rseq: None,
                     cseq: back_seq,
                     msg: Message::Response(r.clone()),
                     dest: d,
@@ -1509,6 +1549,12 @@ fn copy_record_route(req: &Request, resp: &mut Response) {
 fn supports(req: &Request, tag: &str) -> bool {
     req.headers
         .get_all(&HeaderName::Supported)
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tag)))
+}
+
+fn requires_req(req: &Request, tag: &str) -> bool {
+    req.headers
+        .get_all(&HeaderName::Require)
         .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tag)))
 }
 
