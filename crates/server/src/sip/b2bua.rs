@@ -12,7 +12,7 @@ use bytes::Bytes;
 use strowger_media::relay::Leg;
 use strowger_sip::dialog::{Dialog, DialogId, ForkEvent, UacInvite};
 use strowger_sip::transaction::TxId;
-use strowger_sip::{HeaderName, Message, Method, NameAddr, Request, Response, Uri};
+use strowger_sip::{HeaderName, Headers, Message, Method, NameAddr, Request, Response, Uri};
 
 use super::core::{new_tag, Core, Internal, ALLOW, SUPPORTED};
 use super::sdp::{self, Origin};
@@ -341,7 +341,9 @@ impl Core {
                 return self.reply(now, id, &req, 422, "Session Interval Too Small", Some(h));
             }
             session_interval = Some(Duration::from_secs(u64::from(secs)));
-        } else if self.cfg.session_expires_secs > 0 && supports(&req, "timer") {
+        } else if self.cfg.session_expires_secs > 0
+            && lists_tag(&req.headers, &HeaderName::Supported, "timer")
+        {
             session_interval = Some(Duration::from_secs(u64::from(
                 self.cfg.session_expires_secs,
             )));
@@ -390,7 +392,8 @@ impl Core {
         let trying = req.response(100, "Trying", None);
         let _ = self.txl.respond(now, id, trying);
         let a_tag = new_tag();
-        let a_rseq = requires_req(&req, "100rel").then(|| rand::random::<u32>() >> 2);
+        let a_rseq = lists_tag(&req.headers, &HeaderName::Require, "100rel")
+            .then(|| rand::random::<u32>() >> 2);
         let a_did = DialogId {
             call_id: req.call_id().map(|c| c.to_string()).unwrap_or_default(),
             local_tag: a_tag.clone(),
@@ -615,7 +618,7 @@ impl Core {
                 return;
             }
             // Reliable provisional (RFC 3262): PRACK it in its early dialog.
-            if requires(&resp, "100rel") {
+            if lists_tag(&resp.headers, &HeaderName::Require, "100rel") {
                 self.prack(now, cid, i, &resp);
             }
             if let ForkEvent::Early(did) = &ev {
@@ -1545,22 +1548,10 @@ fn copy_record_route(req: &Request, resp: &mut Response) {
     }
 }
 
-/// Does the message list `tag` in Supported?
-fn supports(req: &Request, tag: &str) -> bool {
-    req.headers
-        .get_all(&HeaderName::Supported)
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tag)))
-}
-
-fn requires_req(req: &Request, tag: &str) -> bool {
-    req.headers
-        .get_all(&HeaderName::Require)
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tag)))
-}
-
-fn requires(resp: &Response, tag: &str) -> bool {
-    resp.headers
-        .get_all(&HeaderName::Require)
+/// Does an option-tag header (Supported, Require) of a message list `tag`?
+fn lists_tag(headers: &Headers, name: &HeaderName, tag: &str) -> bool {
+    headers
+        .get_all(name)
         .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tag)))
 }
 
