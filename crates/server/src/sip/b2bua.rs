@@ -173,6 +173,11 @@ impl Call {
     }
 }
 
+/// Early dialogs one forked INVITE may create (distinct To tags in provisional responses).
+const MAX_EARLY_DIALOGS: usize = 16;
+/// Reliable provisional responses resent to a caller at once, awaiting PRACK.
+const MAX_RELIABLE_PENDING: usize = 4;
+
 /// Headers copied from one leg's request to the other's.
 const PASS_HEADERS: &[&str] = &[
     "Content-Type",
@@ -602,6 +607,17 @@ impl Core {
         let Some(br) = c.branches.get_mut(i) else {
             return;
         };
+        // A callee answering with ever new To tags would grow the early dialogs without
+        // bound: past MAX_EARLY_DIALOGS, provisional responses of new ones are ignored.
+        if resp.status < 200
+            && br.uac.dialogs.len() >= MAX_EARLY_DIALOGS
+            && DialogId::for_incoming_response(&resp)
+                .ok()
+                .flatten()
+                .is_some_and(|d| br.uac.dialog(&d).is_none())
+        {
+            return;
+        }
         let ev = match br.uac.on_response(&resp) {
             Ok(ev) => ev,
             Err(e) => {
@@ -690,6 +706,13 @@ impl Core {
             r.headers.push(HeaderName::Require, "100rel");
             r.headers.push(HeaderName::RSeq, rseq.to_string());
             if !c.a_reliable {
+                // Bounded: a callee sending provisionals in a loop keeps only the newest few
+                // being resent.
+                if c.retrans.iter().filter(|r| r.rseq.is_some()).count() >= MAX_RELIABLE_PENDING {
+                    if let Some(k) = c.retrans.iter().position(|r| r.rseq.is_some()) {
+                        c.retrans.remove(k);
+                    }
+                }
                 let t1 = Duration::from_millis(self.cfg.t1_ms);
                 c.retrans.push(Retrans {
                     rseq: Some(rseq),
